@@ -300,8 +300,12 @@ static void watchdog_cb(uv_timer_t *t) {
 }
 
 static void note_bytes(common_http_req_t *r) {
+    int first = !r->got_bytes;
     r->got_bytes = 1;
     r->last_ms = uv_now(r->http->loop);
+    /* Later bytes only push the deadline back, but the switch from the first-byte to the
+     * idle deadline may bring it forward: re-arm then. */
+    if (first) watchdog_arm(r->http, req_deadline(r));
 }
 
 static size_t header_cb(char *data, size_t size, size_t n, void *ud) {

@@ -13,7 +13,9 @@ int main(int argc, char **argv) {
     static const common_prog_desc_t desc = {
         .name = "dvm-agent",
         .usage = "dvm-agent [options]",
-        .description = "Provider: sells LLM output chunk by chunk for Cashu on the kind's Hyperswarm topic.\n\nNOT IMPLEMENTED YET: this build only parses options (issue #9).",
+        .description =
+            "Provider: sells LLM output chunk by chunk for Cashu on the kind's Hyperswarm "
+            "topic.\n\nNOT IMPLEMENTED YET: this build only parses options (issue #9).",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
     };

@@ -13,7 +13,9 @@ int main(int argc, char **argv) {
     static const common_prog_desc_t desc = {
         .name = "dvm-wallet",
         .usage = "dvm-wallet [options]",
-        .description = "Cashu wallet: balance, mint, send, receive, claim, refund, melt, history.\n\nNOT IMPLEMENTED YET: this build only parses options (issue #7).",
+        .description =
+            "Cashu wallet: balance, mint, send, receive, claim, refund, melt, history.\n\nNOT "
+            "IMPLEMENTED YET: this build only parses options (issue #7).",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
     };

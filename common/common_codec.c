@@ -74,8 +74,10 @@ int common_b64_decode(const char *in, size_t inlen, void *out, size_t cap, size_
     if (!tmp) return COMMON_ENOMEM;
     for (size_t i = 0; i < inlen; i++) {
         char c = in[i];
-        if (c == '+') c = '-';
-        else if (c == '/') c = '_';
+        if (c == '+')
+            c = '-';
+        else if (c == '/')
+            c = '_';
         tmp[i] = c;
     }
     size_t n = 0;

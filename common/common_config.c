@@ -56,8 +56,8 @@ static void val_clear(common_cfg_val_t *v) {
 }
 
 /* Assign @p text to option @p i from source @p src; `who` names it in errors. */
-static int assign(common_cfg_t *cfg, size_t i, const char *text, common_src_t src,
-                  const char *who, char *err, size_t errlen) {
+static int assign(common_cfg_t *cfg, size_t i, const char *text, common_src_t src, const char *who,
+                  char *err, size_t errlen) {
     const common_opt_t *o = &cfg->opts[i];
     common_cfg_val_t *v = &cfg->vals[i];
     if (o->type == COMMON_OPT_LIST) {
@@ -236,16 +236,18 @@ common_src_t common_cfg_source(const common_cfg_t *cfg, const char *name) {
     return val_of(cfg, name)->src;
 }
 
-void common_cfg_help(FILE *f, const char *usage, const char *description,
-                     const common_opt_t *opts, size_t nopts, const char *epilog) {
+void common_cfg_help(FILE *f, const char *usage, const char *description, const common_opt_t *opts,
+                     size_t nopts, const char *epilog) {
     fprintf(f, "Usage: %s\n", usage);
     if (description) fprintf(f, "\n%s\n", description);
     fprintf(f, "\nOptions (flag > environment > default):\n");
     for (size_t i = 0; i < nopts; i++) {
         const common_opt_t *o = &opts[i];
         char lhs[96];
-        if (o->type == COMMON_OPT_BOOL) snprintf(lhs, sizeof lhs, "--%s", o->name);
-        else snprintf(lhs, sizeof lhs, "--%s=%s", o->name, o->metavar ? o->metavar : "VALUE");
+        if (o->type == COMMON_OPT_BOOL)
+            snprintf(lhs, sizeof lhs, "--%s", o->name);
+        else
+            snprintf(lhs, sizeof lhs, "--%s=%s", o->name, o->metavar ? o->metavar : "VALUE");
         fprintf(f, "  %-28s %s", lhs, o->help ? o->help : "");
         if (o->type == COMMON_OPT_LIST) fprintf(f, " (repeatable)");
         if (o->env || o->def) {

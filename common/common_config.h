@@ -25,8 +25,8 @@ typedef enum {
 } common_opt_type_t;
 
 typedef struct common_opt {
-    const char *name;    /* long flag without the dashes, e.g. "max-jobs" */
-    const char *env;     /* environment variable or NULL */
+    const char *name; /* long flag without the dashes, e.g. "max-jobs" */
+    const char *env;  /* environment variable or NULL */
     common_opt_type_t type;
     const char *def;     /* default, as text, or NULL for none */
     uint64_t min, max;   /* U64 range (inclusive); both 0 means [0, UINT64_MAX] */
@@ -43,19 +43,19 @@ typedef enum {
 
 typedef struct common_cfg_val {
     common_src_t src;
-    char *str;      /* owned: the text value (NULL when unset) */
-    uint64_t u64;   /* parsed U64, or BOOL as 0/1 */
-    char **items;   /* owned: LIST values */
+    char *str;    /* owned: the text value (NULL when unset) */
+    uint64_t u64; /* parsed U64, or BOOL as 0/1 */
+    char **items; /* owned: LIST values */
     size_t nitems;
 } common_cfg_val_t;
 
 typedef struct common_cfg {
     const common_opt_t *opts; /* borrowed: the program's static table */
     size_t nopts;
-    common_cfg_val_t *vals;   /* owned: one per option */
-    char **pos;               /* borrowed from argv: positional arguments */
+    common_cfg_val_t *vals; /* owned: one per option */
+    char **pos;             /* borrowed from argv: positional arguments */
     size_t npos;
-    int help;                 /* 1 when --help or -h was given */
+    int help; /* 1 when --help or -h was given */
 } common_cfg_t;
 
 /**
@@ -69,8 +69,8 @@ int common_cfg_parse(common_cfg_t *cfg, const common_opt_t *opts, size_t nopts, 
 
 /** @brief Same, with a caller-supplied getenv (tests). */
 int common_cfg_parse_env(common_cfg_t *cfg, const common_opt_t *opts, size_t nopts, int argc,
-                         char **argv, const char *(*get_env)(const char *name, void *ud),
-                         void *ud, char *err, size_t errlen);
+                         char **argv, const char *(*get_env)(const char *name, void *ud), void *ud,
+                         char *err, size_t errlen);
 
 void common_cfg_free(common_cfg_t *cfg);
 
@@ -83,16 +83,30 @@ size_t common_cfg_list(const common_cfg_t *cfg, const char *name, char *const **
 common_src_t common_cfg_source(const common_cfg_t *cfg, const char *name);
 
 /** @brief Print generated help: usage, description, one line per option, epilog. */
-void common_cfg_help(FILE *f, const char *usage, const char *description,
-                     const common_opt_t *opts, size_t nopts, const char *epilog);
+void common_cfg_help(FILE *f, const char *usage, const char *description, const common_opt_t *opts,
+                     size_t nopts, const char *epilog);
 
 /** Options every program shares: log-level, log-json, data-dir. Append to your table. */
-#define COMMON_OPTS_STANDARD                                                                   \
-    {"log-level", "DVM_LOG_LEVEL", COMMON_OPT_STR, "info", 0, 0, "LEVEL",                     \
-     "log level: error, warn, info, debug, trace"},                                            \
-    {"log-json", "DVM_LOG_JSON", COMMON_OPT_BOOL, "false", 0, 0, NULL,                         \
-     "log as NDJSON on stderr instead of human lines"},                                        \
-    {"data-dir", "DVM_DATA_DIR", COMMON_OPT_STR, NULL, 0, 0, "DIR",                            \
-     "data directory (default $XDG_DATA_HOME/swarmdvm/<name>)"}
+#define COMMON_OPTS_STANDARD                                           \
+    {"log-level",                                                      \
+     "DVM_LOG_LEVEL",                                                  \
+     COMMON_OPT_STR,                                                   \
+     "info",                                                           \
+     0,                                                                \
+     0,                                                                \
+     "LEVEL",                                                          \
+     "log level: error, warn, info, debug, trace"},                    \
+        {"log-json",                                                   \
+         "DVM_LOG_JSON",                                               \
+         COMMON_OPT_BOOL,                                              \
+         "false",                                                      \
+         0,                                                            \
+         0,                                                            \
+         NULL,                                                         \
+         "log as NDJSON on stderr instead of human lines"},            \
+    {                                                                  \
+        "data-dir", "DVM_DATA_DIR", COMMON_OPT_STR, NULL, 0, 0, "DIR", \
+            "data directory (default $XDG_DATA_HOME/swarmdvm/<name>)"  \
+    }
 
 #endif

@@ -31,8 +31,7 @@ int common_db_open(const char *path, const common_env_t *env, sqlite3 **out) {
     }
     close(fd);
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
         int rc = db_fail(db, "open", env);
         sqlite3_close(db);
         return rc;
@@ -86,8 +85,8 @@ int common_db_migrate(sqlite3 *db, const char *const *migrations, size_t n,
     if (common_db_query_i64(db, "PRAGMA user_version", &ver, env)) return COMMON_EDB;
     if (ver < 0 || (uint64_t)ver > n) {
         LOG_ERROR(env ? env->log : NULL, "db",
-                  "database schema version %lld is newer than this program (%zu)",
-                  (long long)ver, n);
+                  "database schema version %lld is newer than this program (%zu)", (long long)ver,
+                  n);
         return COMMON_ESTATE;
     }
     for (size_t i = (size_t)ver; i < n; i++) {

@@ -6,7 +6,7 @@
 const char *common_strerror(int err) {
     switch (err) {
     case COMMON_OK: return "success";
-#define COMMON_ERR_MSG_(name, value, msg)                                                      \
+#define COMMON_ERR_MSG_(name, value, msg) \
     case name: return msg;
         COMMON_ERR_LIST(COMMON_ERR_MSG_)
 #undef COMMON_ERR_MSG_
@@ -17,7 +17,7 @@ const char *common_strerror(int err) {
 const char *common_err_name(int err) {
     switch (err) {
     case COMMON_OK: return "COMMON_OK";
-#define COMMON_ERR_NAME_(name, value, msg)                                                     \
+#define COMMON_ERR_NAME_(name, value, msg) \
     case name: return #name;
         COMMON_ERR_LIST(COMMON_ERR_NAME_)
 #undef COMMON_ERR_NAME_

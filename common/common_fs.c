@@ -41,9 +41,12 @@ int common_datadir(const char *override, const char *name, char *out, size_t cap
     } else {
         const char *xdg = getenv("XDG_DATA_HOME");
         const char *home = getenv("HOME");
-        if (xdg && *xdg) n = snprintf(out, cap, "%s/swarmdvm/%s", xdg, name);
-        else if (home && *home) n = snprintf(out, cap, "%s/.local/share/swarmdvm/%s", home, name);
-        else return COMMON_EINVAL;
+        if (xdg && *xdg)
+            n = snprintf(out, cap, "%s/swarmdvm/%s", xdg, name);
+        else if (home && *home)
+            n = snprintf(out, cap, "%s/.local/share/swarmdvm/%s", home, name);
+        else
+            return COMMON_EINVAL;
     }
     if (n < 0 || (size_t)n >= cap) return COMMON_ETOOBIG;
     return common_mkdir_p(out, 0700);

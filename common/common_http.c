@@ -20,25 +20,25 @@
 #include <string.h>
 #include <uv.h>
 
-#define HTTP_DEFAULT_CONNECT_MS 10000u
+#define HTTP_DEFAULT_CONNECT_MS    10000u
 #define HTTP_DEFAULT_FIRST_BYTE_MS 30000u
-#define HTTP_DEFAULT_IDLE_MS 30000u
-#define HTTP_DEFAULT_MAX_BODY (16u << 20)
+#define HTTP_DEFAULT_IDLE_MS       30000u
+#define HTTP_DEFAULT_MAX_BODY      (16u << 20)
 
 struct common_http {
     uv_loop_t *loop;
     const common_env_t *env;
     CURLM *multi;
-    uv_timer_t curl_timer;      /* curl's own timeout timer */
-    uv_timer_t watchdog;        /* our first-byte/idle/total deadlines */
-    uint64_t watchdog_at;       /* armed deadline (uv_now ms), 0 when idle */
-    common_http_req_t *reqs;    /* doubly linked list of live requests */
-    struct sock_ctx *socks;     /* polls not yet closing */
-    int cleaning;               /* inside curl_multi_cleanup */
+    uv_timer_t curl_timer;   /* curl's own timeout timer */
+    uv_timer_t watchdog;     /* our first-byte/idle/total deadlines */
+    uint64_t watchdog_at;    /* armed deadline (uv_now ms), 0 when idle */
+    common_http_req_t *reqs; /* doubly linked list of live requests */
+    struct sock_ctx *socks;  /* polls not yet closing */
+    int cleaning;            /* inside curl_multi_cleanup */
     size_t pending;
-    int depth;                  /* > 0 while inside curl or user callbacks */
+    int depth; /* > 0 while inside curl or user callbacks */
     int free_requested;
-    int open_handles;           /* uv handles not yet closed */
+    int open_handles; /* uv handles not yet closed */
 };
 
 struct common_http_req {
@@ -48,14 +48,14 @@ struct common_http_req {
     struct curl_slist *hdrs;
     char *body;
     common_buf_t resp;
-    common_http_opts_t o;       /* copy: callbacks, ud, limits (url/headers/body pointers unused) */
+    common_http_opts_t o; /* copy: callbacks, ud, limits (url/headers/body pointers unused) */
     uint64_t start_ms, last_ms;
     size_t received;
     long status;
-    int got_bytes;              /* any response byte seen (headers included) */
-    int response_sent;          /* on_response was called */
-    int cancelled;              /* caller cancelled: reap silently */
-    int fail;                   /* our failure code (timeout, size, callback) or 0 */
+    int got_bytes;     /* any response byte seen (headers included) */
+    int response_sent; /* on_response was called */
+    int cancelled;     /* caller cancelled: reap silently */
+    int fail;          /* our failure code (timeout, size, callback) or 0 */
     char detail[192];
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -75,8 +75,8 @@ static uint64_t now_ms(common_http_t *http) {
 }
 
 static uint64_t req_deadline(const common_http_req_t *r) {
-    uint64_t d = r->got_bytes ? r->last_ms + r->o.idle_timeout_ms
-                              : r->start_ms + r->o.first_byte_timeout_ms;
+    uint64_t d =
+        r->got_bytes ? r->last_ms + r->o.idle_timeout_ms : r->start_ms + r->o.first_byte_timeout_ms;
     if (r->o.total_timeout_ms && r->start_ms + r->o.total_timeout_ms < d)
         d = r->start_ms + r->o.total_timeout_ms;
     return d;
@@ -102,8 +102,10 @@ static void req_destroy(common_http_req_t *r) {
     curl_slist_free_all(r->hdrs);
     free(r->body);
     common_buf_free(&r->resp);
-    if (r->prev) r->prev->next = r->next;
-    else http->reqs = r->next;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        http->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
     http->pending--;
     free(r);
@@ -174,9 +176,9 @@ static void check_multi_info(common_http_t *http) {
         }
         if (r->status == 0) curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
         int err = r->fail ? r->fail : map_curl(code);
-        const char *detail = r->fail ? r->detail : (code ? (r->errbuf[0] ? r->errbuf
-                                                                         : curl_easy_strerror(code))
-                                                         : NULL);
+        const char *detail =
+            r->fail ? r->detail
+                    : (code ? (r->errbuf[0] ? r->errbuf : curl_easy_strerror(code)) : NULL);
         if (!err && !r->o.stream && r->resp.data == NULL) common_buf_reserve(&r->resp, 1);
         if (!err && !r->o.stream) r->resp.data[r->resp.len] = '\0';
         char copy[sizeof r->errbuf];
@@ -224,8 +226,10 @@ static void handle_closed(uv_handle_t *h) {
 
 static void sock_close(common_http_t *http, sock_ctx_t *s) {
     uv_poll_stop(&s->poll);
-    if (s->prev) s->prev->next = s->next;
-    else http->socks = s->next;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        http->socks = s->next;
     if (s->next) s->next->prev = s->prev;
     uv_close((uv_handle_t *)&s->poll, handle_closed);
 }
@@ -265,8 +269,10 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 
 static int curl_timer_fn(CURLM *multi, long timeout_ms, void *userp) {
     common_http_t *http = userp;
-    if (timeout_ms < 0) uv_timer_stop(&http->curl_timer);
-    else uv_timer_start(&http->curl_timer, curl_timer_cb, (uint64_t)timeout_ms, 0);
+    if (timeout_ms < 0)
+        uv_timer_stop(&http->curl_timer);
+    else
+        uv_timer_start(&http->curl_timer, curl_timer_cb, (uint64_t)timeout_ms, 0);
     return 0;
 }
 
@@ -338,8 +344,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *ud) {
     note_bytes(r);
     if (len > r->o.max_body - r->received) {
         r->fail = COMMON_ETOOBIG;
-        snprintf(r->detail, sizeof r->detail, "response body larger than %zu bytes",
-                 r->o.max_body);
+        snprintf(r->detail, sizeof r->detail, "response body larger than %zu bytes", r->o.max_body);
         return CURL_WRITEFUNC_ERROR;
     }
     r->received += len;
@@ -476,8 +481,10 @@ common_http_req_t *common_http_request(common_http_t *http, const common_http_op
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "swarmdvm/0.1");
-    if (r->o.stream) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
-    else curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    if (r->o.stream)
+        curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+    else
+        curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     for (const char *const *h = opts->headers; h && *h; h++) {
         struct curl_slist *nl = curl_slist_append(r->hdrs, *h);
         if (!nl) goto fail;

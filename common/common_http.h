@@ -32,29 +32,29 @@ typedef struct common_http common_http_t;
 typedef struct common_http_req common_http_req_t;
 
 typedef struct common_http_result {
-    int err;            /* 0: a complete response was received (any HTTP status). Else
-                           COMMON_ETIMEDOUT, COMMON_ECONNREFUSED, COMMON_ERESOLVE,
-                           COMMON_ECLOSED (closed early), COMMON_ETOOBIG, COMMON_EIO, or the
-                           code an on_data callback returned */
-    long status;        /* HTTP status, 0 if none was received */
-    const char *body;   /* buffered mode: the body (NUL-terminated); streaming: NULL */
+    int err;          /* 0: a complete response was received (any HTTP status). Else
+                         COMMON_ETIMEDOUT, COMMON_ECONNREFUSED, COMMON_ERESOLVE,
+                         COMMON_ECLOSED (closed early), COMMON_ETOOBIG, COMMON_EIO, or the
+                         code an on_data callback returned */
+    long status;      /* HTTP status, 0 if none was received */
+    const char *body; /* buffered mode: the body (NUL-terminated); streaming: NULL */
     size_t body_len;
     const char *detail; /* human explanation of err ("idle timeout after 30000 ms", curl's
                            message); never contains request headers (API keys) */
 } common_http_result_t;
 
 typedef struct common_http_opts {
-    const char *method;                /* NULL: GET, or POST when a body is given */
+    const char *method; /* NULL: GET, or POST when a body is given */
     const char *url;
-    const char *const *headers;        /* NULL-terminated "Name: value" list, or NULL */
-    const void *body;                  /* request body or NULL */
+    const char *const *headers; /* NULL-terminated "Name: value" list, or NULL */
+    const void *body;           /* request body or NULL */
     size_t body_len;
-    uint64_t connect_timeout_ms;       /* 0: 10 000 */
-    uint64_t first_byte_timeout_ms;    /* 0: 30 000 */
-    uint64_t idle_timeout_ms;          /* 0: 30 000 */
-    uint64_t total_timeout_ms;         /* 0: none */
-    size_t max_body;                   /* 0: 16 MiB */
-    int stream;                        /* 1: body goes to on_data as it arrives */
+    uint64_t connect_timeout_ms;    /* 0: 10 000 */
+    uint64_t first_byte_timeout_ms; /* 0: 30 000 */
+    uint64_t idle_timeout_ms;       /* 0: 30 000 */
+    uint64_t total_timeout_ms;      /* 0: none */
+    size_t max_body;                /* 0: 16 MiB */
+    int stream;                     /* 1: body goes to on_data as it arrives */
     /** Called once when the status line and headers are complete (optional). */
     void (*on_response)(common_http_req_t *req, long status, void *ud);
     /** Streaming mode: a piece of the body. Return 0, or a negative code to fail the

@@ -37,11 +37,11 @@ int common_log_level_parse(const char *s, int *level);
 void common_log_write(const common_log_t *log, int level, const char *mod, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-#define COMMON_LOG_AT(log, lvl, mod, ...)                                                      \
-    do {                                                                                       \
-        const common_log_t *common_log_p_ = (log);                                             \
-        if (common_log_p_ && (lvl) <= common_log_p_->level)                                    \
-            common_log_write(common_log_p_, (lvl), (mod), __VA_ARGS__);                        \
+#define COMMON_LOG_AT(log, lvl, mod, ...)                               \
+    do {                                                                \
+        const common_log_t *common_log_p_ = (log);                      \
+        if (common_log_p_ && (lvl) <= common_log_p_->level)             \
+            common_log_write(common_log_p_, (lvl), (mod), __VA_ARGS__); \
     } while (0)
 #define LOG_ERROR(log, mod, ...) COMMON_LOG_AT(log, COMMON_LOG_ERROR, mod, __VA_ARGS__)
 #define LOG_WARN(log, mod, ...)  COMMON_LOG_AT(log, COMMON_LOG_WARN, mod, __VA_ARGS__)

@@ -15,7 +15,7 @@ typedef struct common_prog_desc {
     const char *description; /* a paragraph */
     const common_opt_t *opts;
     size_t nopts;
-    const char *epilog;      /* exit codes, examples; may be NULL */
+    const char *epilog; /* exit codes, examples; may be NULL */
 } common_prog_desc_t;
 
 /* Exit statuses shared by every program (customer adds 3..7 of its own). */

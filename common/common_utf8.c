@@ -14,10 +14,14 @@ int common_utf8_valid(const char *str, size_t len) {
         }
         size_t n;
         uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) n = 1, cp = c & 0x1F;
-        else if (c >= 0xE0 && c <= 0xEF) n = 2, cp = c & 0x0F;
-        else if (c >= 0xF0 && c <= 0xF4) n = 3, cp = c & 0x07;
-        else return 0;
+        if (c >= 0xC2 && c <= 0xDF)
+            n = 1, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            n = 2, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            n = 3, cp = c & 0x07;
+        else
+            return 0;
         if (len - i <= n) return 0;
         for (size_t k = 1; k <= n; k++) {
             if ((s[i + k] & 0xC0) != 0x80) return 0;
@@ -39,10 +43,14 @@ size_t common_utf8_complete_prefix(const char *str, size_t len) {
     if (back == len) return len; /* only continuation bytes: invalid, never completes */
     uint8_t lead = s[len - 1 - back];
     size_t need;
-    if (lead >= 0xC2 && lead <= 0xDF) need = 1;
-    else if (lead >= 0xE0 && lead <= 0xEF) need = 2;
-    else if (lead >= 0xF0 && lead <= 0xF4) need = 3;
-    else return len; /* ASCII or invalid lead: nothing to hold back */
+    if (lead >= 0xC2 && lead <= 0xDF)
+        need = 1;
+    else if (lead >= 0xE0 && lead <= 0xEF)
+        need = 2;
+    else if (lead >= 0xF0 && lead <= 0xF4)
+        need = 3;
+    else
+        return len; /* ASCII or invalid lead: nothing to hold back */
     if (back < need) return len - 1 - back;
     return len;
 }

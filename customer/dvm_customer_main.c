@@ -13,7 +13,9 @@ int main(int argc, char **argv) {
     static const common_prog_desc_t desc = {
         .name = "dvm-customer",
         .usage = "dvm-customer [options]",
-        .description = "Customer: finds a provider on the kind's topic, pays per cycle from a budget, prints the stream.\n\nNOT IMPLEMENTED YET: this build only parses options (issue #9).",
+        .description =
+            "Customer: finds a provider on the kind's topic, pays per cycle from a budget, prints "
+            "the stream.\n\nNOT IMPLEMENTED YET: this build only parses options (issue #9).",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
     };

@@ -13,7 +13,8 @@ int main(int argc, char **argv) {
     static const common_prog_desc_t desc = {
         .name = "dvm-dht",
         .usage = "dvm-dht [options]",
-        .description = "A standalone Hyperswarm-compatible DHT node, usable as a bootstrap node.\n\nNOT IMPLEMENTED YET: this build only parses options (issue #5).",
+        .description = "A standalone Hyperswarm-compatible DHT node, usable as a bootstrap "
+                       "node.\n\nNOT IMPLEMENTED YET: this build only parses options (issue #5).",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
     };

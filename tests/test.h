@@ -28,75 +28,76 @@ typedef struct test_entry {
 } test_entry_t;
 
 #define TEST(name) static void test_##name(test_ctx_t *test_ctx_)
-#define TEST_ENTRY(name) {#name, test_##name}
+#define TEST_ENTRY(name) \
+    { #name, test_##name }
 
-#define TEST_FAIL_(...)                                                                        \
-    do {                                                                                       \
-        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);                                      \
-        fprintf(stderr, __VA_ARGS__);                                                          \
-        fputc('\n', stderr);                                                                   \
-        test_ctx_->failed = 1;                                                                 \
-        return;                                                                                \
+#define TEST_FAIL_(...)                                   \
+    do {                                                  \
+        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__); \
+        fprintf(stderr, __VA_ARGS__);                     \
+        fputc('\n', stderr);                              \
+        test_ctx_->failed = 1;                            \
+        return;                                           \
     } while (0)
 
-#define ASSERT_TRUE(c)                                                                         \
-    do {                                                                                       \
-        if (!(c)) TEST_FAIL_("assertion failed: %s", #c);                                      \
+#define ASSERT_TRUE(c)                                    \
+    do {                                                  \
+        if (!(c)) TEST_FAIL_("assertion failed: %s", #c); \
     } while (0)
 #define ASSERT_FALSE(c) ASSERT_TRUE(!(c))
 
-#define ASSERT_EQ_I64(a, b)                                                                    \
-    do {                                                                                       \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                    \
-        if (a_ != b_) TEST_FAIL_("%s == %s: %lld != %lld", #a, #b, a_, b_);                    \
+#define ASSERT_EQ_I64(a, b)                                                 \
+    do {                                                                    \
+        long long a_ = (long long)(a), b_ = (long long)(b);                 \
+        if (a_ != b_) TEST_FAIL_("%s == %s: %lld != %lld", #a, #b, a_, b_); \
     } while (0)
-#define ASSERT_EQ_U64(a, b)                                                                    \
-    do {                                                                                       \
-        unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b);         \
-        if (a_ != b_) TEST_FAIL_("%s == %s: %llu != %llu", #a, #b, a_, b_);                    \
+#define ASSERT_EQ_U64(a, b)                                                            \
+    do {                                                                               \
+        unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b); \
+        if (a_ != b_) TEST_FAIL_("%s == %s: %llu != %llu", #a, #b, a_, b_);            \
     } while (0)
-#define ASSERT_OK(e)                                                                           \
-    do {                                                                                       \
-        long long r_ = (long long)(e);                                                         \
-        if (r_ != 0) TEST_FAIL_("%s returned %lld, expected 0", #e, r_);                       \
+#define ASSERT_OK(e)                                                     \
+    do {                                                                 \
+        long long r_ = (long long)(e);                                   \
+        if (r_ != 0) TEST_FAIL_("%s returned %lld, expected 0", #e, r_); \
     } while (0)
-#define ASSERT_ERR(e, code)                                                                    \
-    do {                                                                                       \
-        long long r_ = (long long)(e), c_ = (long long)(code);                                 \
-        if (r_ != c_) TEST_FAIL_("%s returned %lld, expected %s (%lld)", #e, r_, #code, c_);   \
+#define ASSERT_ERR(e, code)                                                                  \
+    do {                                                                                     \
+        long long r_ = (long long)(e), c_ = (long long)(code);                               \
+        if (r_ != c_) TEST_FAIL_("%s returned %lld, expected %s (%lld)", #e, r_, #code, c_); \
     } while (0)
-#define ASSERT_GT(a, b)                                                                        \
-    do {                                                                                       \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                    \
-        if (!(a_ > b_)) TEST_FAIL_("%s > %s: %lld <= %lld", #a, #b, a_, b_);                   \
+#define ASSERT_GT(a, b)                                                      \
+    do {                                                                     \
+        long long a_ = (long long)(a), b_ = (long long)(b);                  \
+        if (!(a_ > b_)) TEST_FAIL_("%s > %s: %lld <= %lld", #a, #b, a_, b_); \
     } while (0)
-#define ASSERT_GE(a, b)                                                                        \
-    do {                                                                                       \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                    \
-        if (!(a_ >= b_)) TEST_FAIL_("%s >= %s: %lld < %lld", #a, #b, a_, b_);                  \
+#define ASSERT_GE(a, b)                                                       \
+    do {                                                                      \
+        long long a_ = (long long)(a), b_ = (long long)(b);                   \
+        if (!(a_ >= b_)) TEST_FAIL_("%s >= %s: %lld < %lld", #a, #b, a_, b_); \
     } while (0)
-#define ASSERT_LE(a, b)                                                                        \
-    do {                                                                                       \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                    \
-        if (!(a_ <= b_)) TEST_FAIL_("%s <= %s: %lld > %lld", #a, #b, a_, b_);                  \
+#define ASSERT_LE(a, b)                                                       \
+    do {                                                                      \
+        long long a_ = (long long)(a), b_ = (long long)(b);                   \
+        if (!(a_ <= b_)) TEST_FAIL_("%s <= %s: %lld > %lld", #a, #b, a_, b_); \
     } while (0)
-#define ASSERT_STR_EQ(a, b)                                                                    \
-    do {                                                                                       \
-        const char *a_ = (a), *b_ = (b);                                                       \
-        if (!a_ || !b_ || strcmp(a_, b_) != 0)                                                 \
-            TEST_FAIL_("%s == %s: \"%s\" != \"%s\"", #a, #b, a_ ? a_ : "(null)",               \
-                       b_ ? b_ : "(null)");                                                    \
+#define ASSERT_STR_EQ(a, b)                                                      \
+    do {                                                                         \
+        const char *a_ = (a), *b_ = (b);                                         \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0)                                   \
+            TEST_FAIL_("%s == %s: \"%s\" != \"%s\"", #a, #b, a_ ? a_ : "(null)", \
+                       b_ ? b_ : "(null)");                                      \
     } while (0)
-#define ASSERT_MEM_EQ(a, b, n)                                                                 \
-    do {                                                                                       \
-        if (memcmp((a), (b), (n)) != 0) {                                                      \
-            fprintf(stderr, "  %s:%d: %s and %s differ over %zu bytes\n", __FILE__, __LINE__,   \
-                    #a, #b, (size_t)(n));                                                      \
-            test_print_hex_("    got ", (a), (n));                                             \
-            test_print_hex_("    want", (b), (n));                                             \
-            test_ctx_->failed = 1;                                                             \
-            return;                                                                            \
-        }                                                                                      \
+#define ASSERT_MEM_EQ(a, b, n)                                                                    \
+    do {                                                                                          \
+        if (memcmp((a), (b), (n)) != 0) {                                                         \
+            fprintf(stderr, "  %s:%d: %s and %s differ over %zu bytes\n", __FILE__, __LINE__, #a, \
+                    #b, (size_t)(n));                                                             \
+            test_print_hex_("    got ", (a), (n));                                                \
+            test_print_hex_("    want", (b), (n));                                                \
+            test_ctx_->failed = 1;                                                                \
+            return;                                                                               \
+        }                                                                                         \
     } while (0)
 
 static inline void test_print_hex_(const char *label, const void *p, size_t n) {
@@ -117,8 +118,10 @@ static inline int test_run_(const test_entry_t *t, size_t n, int argc, char **ar
         test_ctx_t ctx = {0};
         t[i].fn(&ctx);
         fprintf(stderr, "%s %s\n", ctx.failed ? "FAIL" : "ok  ", t[i].name);
-        if (ctx.failed) failed++;
-        else passed++;
+        if (ctx.failed)
+            failed++;
+        else
+            passed++;
     }
     if (passed + failed == 0) {
         fprintf(stderr, "no test matched\n");
@@ -128,10 +131,10 @@ static inline int test_run_(const test_entry_t *t, size_t n, int argc, char **ar
     return failed ? 1 : 0;
 }
 
-#define TEST_MAIN(...)                                                                         \
-    int main(int argc, char **argv) {                                                          \
-        static const test_entry_t tests_[] = {__VA_ARGS__};                                    \
-        return test_run_(tests_, sizeof tests_ / sizeof tests_[0], argc, argv);                \
+#define TEST_MAIN(...)                                                          \
+    int main(int argc, char **argv) {                                           \
+        static const test_entry_t tests_[] = {__VA_ARGS__};                     \
+        return test_run_(tests_, sizeof tests_ / sizeof tests_[0], argc, argv); \
     }
 
 #endif

@@ -161,8 +161,10 @@ static void on_conn(uv_stream_t *l, int status) {
     uv_timer_init(l->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
     srv->conns_open++;
-    if (uv_accept(l, (uv_stream_t *)&c->tcp) == 0) uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
-    else conn_close(c);
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) == 0)
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+    else
+        conn_close(c);
 }
 
 static int srv_start(uv_loop_t *loop, srv_t *srv) {

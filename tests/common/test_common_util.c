@@ -119,13 +119,13 @@ static const char *fake_getenv(const char *name, void *ud) {
 }
 
 TEST(config_precedence_and_forms) {
-    fake_env_t env = {{"BUDGET_SATS", "CASHU_MINT_URL"}, {"70", "https://b.example,https://c.example"}};
-    char *argv[] = {"prog", "--kind=5302", "--budget", "50", "hello world", "--json", "-",
-                    NULL};
+    fake_env_t env = {{"BUDGET_SATS", "CASHU_MINT_URL"},
+                      {"70", "https://b.example,https://c.example"}};
+    char *argv[] = {"prog", "--kind=5302", "--budget", "50", "hello world", "--json", "-", NULL};
     common_cfg_t cfg;
     char err[256] = "";
-    ASSERT_OK(common_cfg_parse_env(&cfg, test_opts, NOPTS, 7, argv, fake_getenv, &env, err,
-                                   sizeof err));
+    ASSERT_OK(
+        common_cfg_parse_env(&cfg, test_opts, NOPTS, 7, argv, fake_getenv, &env, err, sizeof err));
     ASSERT_EQ_U64(common_cfg_u64(&cfg, "kind"), 5302);
     ASSERT_EQ_U64(common_cfg_u64(&cfg, "budget"), 50); /* flag beats env */
     ASSERT_EQ_U64(common_cfg_source(&cfg, "budget"), COMMON_SRC_FLAG);
@@ -146,8 +146,8 @@ TEST(config_repeatable_flag_replaces_env) {
     char *argv[] = {"prog", "--mint", "https://x.example", "--mint=https://y.example", NULL};
     common_cfg_t cfg;
     char err[256];
-    ASSERT_OK(common_cfg_parse_env(&cfg, test_opts, NOPTS, 4, argv, fake_getenv, &env, err,
-                                   sizeof err));
+    ASSERT_OK(
+        common_cfg_parse_env(&cfg, test_opts, NOPTS, 4, argv, fake_getenv, &env, err, sizeof err));
     char *const *mints;
     ASSERT_EQ_U64(common_cfg_list(&cfg, "mint", &mints), 2);
     ASSERT_STR_EQ(mints[0], "https://x.example");
@@ -161,35 +161,35 @@ TEST(config_errors_are_clear) {
     common_cfg_t cfg;
     char err[256];
     char *a1[] = {"prog", "--budget=abc", NULL};
-    ASSERT_ERR(common_cfg_parse_env(&cfg, test_opts, NOPTS, 2, a1, fake_getenv, &none, err,
-                                    sizeof err),
-               COMMON_EINVAL);
+    ASSERT_ERR(
+        common_cfg_parse_env(&cfg, test_opts, NOPTS, 2, a1, fake_getenv, &none, err, sizeof err),
+        COMMON_EINVAL);
     ASSERT_TRUE(strstr(err, "--budget") && strstr(err, "abc"));
     char *a2[] = {"prog", "--budget=0", NULL};
-    ASSERT_ERR(common_cfg_parse_env(&cfg, test_opts, NOPTS, 2, a2, fake_getenv, &none, err,
-                                    sizeof err),
-               COMMON_ERANGE);
+    ASSERT_ERR(
+        common_cfg_parse_env(&cfg, test_opts, NOPTS, 2, a2, fake_getenv, &none, err, sizeof err),
+        COMMON_ERANGE);
     char *a3[] = {"prog", "--nope", NULL};
-    ASSERT_ERR(common_cfg_parse_env(&cfg, test_opts, NOPTS, 2, a3, fake_getenv, &none, err,
-                                    sizeof err),
-               COMMON_EUSAGE);
+    ASSERT_ERR(
+        common_cfg_parse_env(&cfg, test_opts, NOPTS, 2, a3, fake_getenv, &none, err, sizeof err),
+        COMMON_EUSAGE);
     char *a4[] = {"prog", "--budget", NULL};
-    ASSERT_ERR(common_cfg_parse_env(&cfg, test_opts, NOPTS, 2, a4, fake_getenv, &none, err,
-                                    sizeof err),
-               COMMON_EUSAGE);
+    ASSERT_ERR(
+        common_cfg_parse_env(&cfg, test_opts, NOPTS, 2, a4, fake_getenv, &none, err, sizeof err),
+        COMMON_EUSAGE);
     char *a5[] = {"prog", NULL};
-    ASSERT_ERR(common_cfg_parse_env(&cfg, test_opts, NOPTS, 1, a5, fake_getenv, &badenv, err,
-                                    sizeof err),
-               COMMON_EINVAL);
+    ASSERT_ERR(
+        common_cfg_parse_env(&cfg, test_opts, NOPTS, 1, a5, fake_getenv, &badenv, err, sizeof err),
+        COMMON_EINVAL);
     ASSERT_TRUE(strstr(err, "BUDGET_SATS") != NULL);
     char *a6[] = {"prog", "--json=maybe", NULL};
-    ASSERT_ERR(common_cfg_parse_env(&cfg, test_opts, NOPTS, 2, a6, fake_getenv, &none, err,
-                                    sizeof err),
-               COMMON_EINVAL);
+    ASSERT_ERR(
+        common_cfg_parse_env(&cfg, test_opts, NOPTS, 2, a6, fake_getenv, &none, err, sizeof err),
+        COMMON_EINVAL);
     char *a7[] = {"prog", "-x", NULL};
-    ASSERT_ERR(common_cfg_parse_env(&cfg, test_opts, NOPTS, 2, a7, fake_getenv, &none, err,
-                                    sizeof err),
-               COMMON_EUSAGE);
+    ASSERT_ERR(
+        common_cfg_parse_env(&cfg, test_opts, NOPTS, 2, a7, fake_getenv, &none, err, sizeof err),
+        COMMON_EUSAGE);
 }
 
 TEST(config_help_lists_every_option) {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #define QR_TEXT_QUIET 2
-#define QR_SVG_QUIET 4
+#define QR_SVG_QUIET  4
 #define QR_SVG_MODULE 8
 
 int agent_qr_encode(const char *text, agent_qr_t *qr) {
@@ -60,19 +60,20 @@ int agent_qr_render_text(const agent_qr_t *qr, int invert, common_buf_t *out) {
 
 int agent_qr_render_svg(const agent_qr_t *qr, common_buf_t *out) {
     int full = (qr->size + 2 * QR_SVG_QUIET) * QR_SVG_MODULE;
-    if (common_buf_printf(out,
-                          "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                          "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-                          "viewBox=\"0 0 %d %d\" shape-rendering=\"crispEdges\">\n"
-                          "<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n<path fill=\"#000000\" d=\"",
-                          full, full, full, full, full, full))
+    if (common_buf_printf(
+            out,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" shape-rendering=\"crispEdges\">\n"
+            "<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n<path fill=\"#000000\" d=\"",
+            full, full, full, full, full, full))
         return COMMON_ENOMEM;
     for (int y = 0; y < qr->size; y++) {
         for (int x = 0; x < qr->size; x++) {
             if (!qr->dark[(size_t)y * (size_t)qr->size + (size_t)x]) continue;
             if (common_buf_printf(out, "M%d %dh%dv%dh-%dz", (x + QR_SVG_QUIET) * QR_SVG_MODULE,
-                                  (y + QR_SVG_QUIET) * QR_SVG_MODULE, QR_SVG_MODULE,
-                                  QR_SVG_MODULE, QR_SVG_MODULE))
+                                  (y + QR_SVG_QUIET) * QR_SVG_MODULE, QR_SVG_MODULE, QR_SVG_MODULE,
+                                  QR_SVG_MODULE))
                 return COMMON_ENOMEM;
         }
     }

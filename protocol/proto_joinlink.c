@@ -15,8 +15,8 @@ void proto_topic(uint32_t kind, uint8_t topic[32]) {
 }
 
 static int unreserved(unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
 }
 
 int proto_joinlink_format(uint32_t kind, const uint8_t pk[32], const char *name, char *out,

@@ -22,9 +22,10 @@ TEST(format_and_parse_roundtrip) {
     for (int i = 0; i < 32; i++) pk[i] = (uint8_t)i;
     char link[256];
     ASSERT_OK(proto_joinlink_format(5100, pk, "my agent/1 é", link, sizeof link));
-    ASSERT_STR_EQ(link, "dvm://5100/816c51f93a8e89cc366d3e31ca144d7178d4557a8d655004b0f7ba0f9bb796da"
-                        "?pk=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-                        "&name=my%20agent%2F1%20%C3%A9");
+    ASSERT_STR_EQ(link,
+                  "dvm://5100/816c51f93a8e89cc366d3e31ca144d7178d4557a8d655004b0f7ba0f9bb796da"
+                  "?pk=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+                  "&name=my%20agent%2F1%20%C3%A9");
     proto_joinlink_t jl;
     char err[128];
     ASSERT_OK(proto_joinlink_parse(link, &jl, err, sizeof err));

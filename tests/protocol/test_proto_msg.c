@@ -516,6 +516,7 @@ TEST(encode_refuses_what_decode_rejects) {
     e.error.code = PROTO_CODE_COUNT_;
     ASSERT_ERR(proto_msg_encode(&e, &b), COMMON_EINVAL);
     ASSERT_ERR(proto_encode_chunk(&b, "j", "\xff", 1, -1), COMMON_EUTF8);
+    ASSERT_ERR(proto_encode_chunk(&b, "j", "a\0b", 3, -1), COMMON_EINVAL);
     proto_msg_t u = {.type = PROTO_MSG_UNKNOWN};
     strcpy(u.id, "j");
     ASSERT_ERR(proto_msg_encode(&u, &b), COMMON_EINVAL);

@@ -603,9 +603,9 @@ static void trace_line(trace_stats_t *st, char *json) {
 
 /* Feed a whole trace file: every "=> " / "<= " payload, through the framer, in one stream. */
 static int run_trace(const char *name, trace_stats_t *st) {
-    const char *shared = getenv("SWARMDVM_SHARED_DIR");
+    const char *src = getenv("SWARMDVM_SOURCE_DIR");
     char path[1024];
-    snprintf(path, sizeof path, "%s/data/reference-traces/%s", shared ? shared : "/work/shared",
+    snprintf(path, sizeof path, "%s/tests/protocol/data/reference-traces/%s", src ? src : ".",
              name);
     FILE *f = fopen(path, "r");
     if (!f) {

@@ -467,6 +467,7 @@ static int needs_escape(unsigned char c) {
 
 int proto_json_put_string(common_buf_t *b, const char *s, size_t len) {
     if (!common_utf8_valid(s, len)) return COMMON_EUTF8;
+    if (memchr(s, '\0', len)) return COMMON_EINVAL; /* the decoder refuses \u0000 */
     /* Worst case 6 bytes per input byte; reserve the common case (no escapes) up front. */
     int rc = common_buf_reserve(b, len + 2);
     if (rc) return rc;

@@ -226,14 +226,18 @@ int proto_msg_encode(const proto_msg_t *msg, common_buf_t *out);
 
 /**
  * @brief Fast path for the hot message: append {"type":"chunk","id":..,"data":..[,"seq":n]}
- * and '\n' without building a proto_msg_t. @p data[0..len) borrowed, must be UTF-8 and may
- * contain any character (escaped as needed). @p seq < 0 omits `seq`.
+ * and '\n' without building a proto_msg_t. @p data[0..len) borrowed, must be UTF-8 without
+ * NUL; any other character is escaped as needed. @p seq < 0 omits `seq`.
  * @return as proto_msg_encode().
  */
 int proto_encode_chunk(common_buf_t *out, const char *id, const char *data, size_t len,
                        int64_t seq);
 
-/** @brief Append a JSON string literal (quoted, escaped) of UTF-8 @p s[0..len). */
+/**
+ * @brief Append a JSON string literal (quoted, escaped) of UTF-8 @p s[0..len).
+ * @return 0, COMMON_EUTF8, COMMON_EINVAL (a NUL byte: never sent, the decoder refuses it),
+ *         COMMON_ENOMEM.
+ */
 int proto_json_put_string(common_buf_t *out, const char *s, size_t len);
 
 /** @brief 1 if two messages are equal field by field (used by tests and the fuzzer). */

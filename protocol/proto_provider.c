@@ -390,15 +390,15 @@ int proto_provider_payment_verified(proto_provider_t *p, uint64_t ticket, uint64
     m.payment_ack.locked = locked ? 1 : 0;
     if ((rc = send_msg(p, &m))) return rc;
     p->pay_required_out = 0;
-    if (!p->paid) {
+    if (!p->paid && p->verified_sats > 0) { /* a 0-sat token starts nothing */
         p->paid = 1;
         proto_msg_t a = {.type = PROTO_MSG_ACCEPTED};
         if ((rc = send_msg(p, &a))) return rc;
         if ((rc = push(p, PROTO_EV_LLM_START, 0, 0, 0, NULL, 0))) return rc;
         p->llm_started = 1;
     }
-    p->deadline = UINT64_MAX;
-    return pump(p); /* may ask again (underpayment below one chunk) */
+    if (p->paid) p->deadline = UINT64_MAX; /* else the first-payment deadline keeps running */
+    return pump(p);                        /* may ask again (underpayment below one chunk) */
 }
 
 int proto_provider_payment_rejected(proto_provider_t *p, uint64_t ticket, proto_error_code_t code,
@@ -444,13 +444,14 @@ static int utf8_seq(const unsigned char *s, size_t n) {
     return (int)need;
 }
 
-/* Queue one chunk; data is sanitized (invalid bytes become U+FFFD). */
+/* Queue one chunk; data is sanitized (invalid bytes and NUL become U+FFFD). */
 static int buffer_chunk(proto_provider_t *p, const char *data, size_t len, int final) {
     common_buf_t c = {0};
     size_t i = 0;
     int rc = 0;
     while (i < len && !rc) {
         int n = utf8_seq((const unsigned char *)data + i, len - i);
+        if (n == 1 && data[i] == '\0') n = 0; /* NUL cannot go on the wire: replaced too */
         if (n > 0) {
             rc = common_buf_append(&c, data + i, (size_t)n);
             i += (size_t)n;
@@ -546,7 +547,9 @@ int proto_provider_disconnect(proto_provider_t *p) {
 }
 
 uint64_t proto_provider_deadline(const proto_provider_t *p) {
-    return waiting_for_payment(p) ? p->deadline : UINT64_MAX;
+    /* Nothing is due while a verification is pending (a past deadline would make the
+     * caller's timer spin); the verdict re-evaluates it. */
+    return waiting_for_payment(p) && p->npend == 0 ? p->deadline : UINT64_MAX;
 }
 
 int proto_provider_tick(proto_provider_t *p) {

@@ -111,7 +111,10 @@ int proto_provider_llm_error(proto_provider_t *p, const char *message);
 /** @brief The connection is gone: abort the LLM, release the slot, claim, done. */
 int proto_provider_disconnect(proto_provider_t *p);
 
-/** @brief Monotonic ms of the next deadline (common_now_ms clock), UINT64_MAX if none. */
+/**
+ * @brief Monotonic ms of the next deadline (common_now_ms clock), UINT64_MAX if none.
+ * It changes with every input: re-read it after each call and re-arm the timer.
+ */
 uint64_t proto_provider_deadline(const proto_provider_t *p);
 /** @brief Fire what is due at the current time (payment timeout). */
 int proto_provider_tick(proto_provider_t *p);

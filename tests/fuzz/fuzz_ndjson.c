@@ -16,6 +16,7 @@
 
 #include "common/common_err.h"
 #include "common/common_utf8.h"
+#include "protocol/proto_conn.h"
 #include "protocol/proto_msg.h"
 #include "protocol/proto_ndjson.h"
 
@@ -78,6 +79,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         }
     }
+    /* The per-connection rules over the same bytes: replies are single lines, CLOSE ends. */
+    proto_ndjson_t *fc = proto_ndjson_new(FUZZ_MAX_LINE, NULL);
+    if (fc && proto_ndjson_feed(fc, data, size) == 0) {
+        common_buf_t reply = {0};
+        for (;;) {
+            proto_msg_t cm;
+            size_t before = reply.len;
+            int act = proto_conn_next(fc, &cm, &reply);
+            if (act < 0) abort();
+            if (reply.len != before && (reply.data[reply.len - 1] != '\n' ||
+                                        memchr(reply.data + before, '\n', reply.len - before - 1)))
+                abort();
+            if (act == PROTO_LINE_MSG) proto_msg_free(&cm);
+            if (act == PROTO_LINE_NONE || act == PROTO_LINE_CLOSE) break;
+        }
+        common_buf_free(&reply);
+    }
+    proto_ndjson_free(fc);
     /* Also decode the whole input as one line (decoder without the framer). */
     proto_msg_t m;
     if (proto_msg_decode((const char *)data, size, &m, NULL, 0) == 0 && size <= FUZZ_MAX_LINE) {

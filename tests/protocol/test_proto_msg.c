@@ -516,6 +516,7 @@ TEST(encode_refuses_what_decode_rejects) {
     e.error.code = PROTO_CODE_COUNT_;
     ASSERT_ERR(proto_msg_encode(&e, &b), COMMON_EINVAL);
     ASSERT_ERR(proto_encode_chunk(&b, "j", "\xff", 1, -1), COMMON_EUTF8);
+    ASSERT_ERR(proto_encode_chunk(&b, "j", "a\0b", 3, -1), COMMON_EINVAL);
     proto_msg_t u = {.type = PROTO_MSG_UNKNOWN};
     strcpy(u.id, "j");
     ASSERT_ERR(proto_msg_encode(&u, &b), COMMON_EINVAL);
@@ -602,9 +603,9 @@ static void trace_line(trace_stats_t *st, char *json) {
 
 /* Feed a whole trace file: every "=> " / "<= " payload, through the framer, in one stream. */
 static int run_trace(const char *name, trace_stats_t *st) {
-    const char *shared = getenv("SWARMDVM_SHARED_DIR");
+    const char *src = getenv("SWARMDVM_SOURCE_DIR");
     char path[1024];
-    snprintf(path, sizeof path, "%s/data/reference-traces/%s", shared ? shared : "/work/shared",
+    snprintf(path, sizeof path, "%s/tests/protocol/data/reference-traces/%s", src ? src : ".",
              name);
     FILE *f = fopen(path, "r");
     if (!f) {

@@ -364,6 +364,23 @@ TEST(bad_token_is_refused_and_job_keeps_waiting_until_timeout) {
     h_end(&h);
 }
 
+TEST(zero_sat_payment_starts_nothing_and_timeout_still_runs) {
+    h_t h;
+    h_init(&h, 1, 10);
+    ASSERT_OK(h_start(&h, "job1"));
+    h_drain(&h);
+    ASSERT_OK(h_pay(&h, "zero"));
+    h_drain(&h);
+    ASSERT_OK(proto_provider_payment_verified(h.p, 1, 0, 0));
+    ASSERT_STR_EQ(h_drain(&h), "persist zero 0|ack 0 c0");
+    ASSERT_EQ_U64(h.llm_starts, 0);
+    common_vclock_advance(&h.vc, 3000);
+    ASSERT_EQ_U64(proto_provider_deadline(h.p), h.vc.now_ms);
+    ASSERT_OK(proto_provider_tick(h.p));
+    ASSERT_STR_EQ(h_drain(&h), "release_slot|error payment_timeout|done");
+    h_end(&h);
+}
+
 TEST(no_timeout_while_a_verification_is_pending) {
     h_t h;
     h_init(&h, 1, 10);
@@ -372,6 +389,7 @@ TEST(no_timeout_while_a_verification_is_pending) {
     ASSERT_OK(h_pay(&h, "slow"));
     h_drain(&h);
     common_vclock_advance(&h.vc, 10000);
+    ASSERT_EQ_U64(proto_provider_deadline(h.p), UINT64_MAX); /* no timer spin meanwhile */
     ASSERT_OK(proto_provider_tick(h.p));
     ASSERT_STR_EQ(h_drain(&h), "");
     ASSERT_OK(proto_provider_payment_verified(h.p, 1, 10, 0));
@@ -417,6 +435,8 @@ TEST(utf8_split_across_deltas_is_reassembled) {
     ASSERT_STR_EQ(delta(&h, "\x98"), "");
     ASSERT_STR_EQ(delta(&h, "\x80!"), "chunk \xf0\x9f\x98\x80!");
     ASSERT_STR_EQ(delta(&h, "bad\xff"), "chunk bad\xef\xbf\xbd"); /* invalid byte -> U+FFFD */
+    ASSERT_EQ_I64(proto_provider_llm_delta(h.p, "n\0l", 3), 0);
+    ASSERT_STR_EQ(h_drain(&h), "chunk n\xef\xbf\xbdl"); /* NUL never goes on the wire */
     ASSERT_STR_EQ(delta(&h, "end\xe2\x82"), "chunk end");
     ASSERT_OK(proto_provider_llm_done(h.p, 0, 0, 0, 0));
     ASSERT_TRUE(strstr(h_drain(&h), "chunk \xef\xbf\xbd\xef\xbf\xbd|") == h.tr);
@@ -523,6 +543,7 @@ TEST_MAIN(TEST_ENTRY(happy_path_as_reference_trace),
           TEST_ENTRY(overpay_is_credited_in_full), TEST_ENTRY(sub_chunk_remainders_are_carried),
           TEST_ENTRY(generation_buffer_is_bounded_and_never_sent_unpaid),
           TEST_ENTRY(bad_token_is_refused_and_job_keeps_waiting_until_timeout),
+          TEST_ENTRY(zero_sat_payment_starts_nothing_and_timeout_still_runs),
           TEST_ENTRY(no_timeout_while_a_verification_is_pending),
           TEST_ENTRY(llm_error_sends_error_then_partial_result),
           TEST_ENTRY(utf8_split_across_deltas_is_reassembled),

@@ -4,11 +4,11 @@
 # Truncated tokens in the traces are closed ("}) so the seeds are complete messages.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-shared=${SWARMDVM_SHARED_DIR:-../shared}
+traces=tests/protocol/data/reference-traces
 out=tests/fuzz/corpus/ndjson
 mkdir -p "$out"
 rm -f "$out"/trace-* "$out"/ext-*
-for f in "$shared"/data/reference-traces/trace-*.log; do
+for f in "$traces"/trace-*.log; do
   base=$(basename "$f" .log)
   # every protocol line of the trace, repaired, as one stream (piece size byte 0x07)
   { printf '\x07'

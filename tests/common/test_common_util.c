@@ -274,7 +274,7 @@ TEST(db_migrations) {
     /* A database newer than the code is refused. */
     ASSERT_ERR(common_db_migrate(db, m1, 1, &env), COMMON_ESTATE);
     /* A failing migration rolls back entirely. */
-    static const char *const m3[] = {m2[0], m2[1], "INSERT INTO a VALUES (1); BOGUS;"};
+    const char *const m3[] = {m2[0], m2[1], "INSERT INTO a VALUES (1); BOGUS;"};
     ASSERT_ERR(common_db_migrate(db, m3, 3, &env), COMMON_EDB);
     ASSERT_OK(common_db_query_i64(db, "SELECT COUNT(*) FROM a", &v, &env));
     ASSERT_EQ_I64(v, 2);

@@ -18,10 +18,10 @@ void dht_nat_init(dht_nat_t *s) {
     s->a = s->b = -1;
 }
 
-static int nat_new(dht_nat_t *s, const dht_addr_t *a) {
-    /* find a pool slot not referenced by the ring and not a/b */
+static int nat_new(dht_nat_t *s, const dht_addr_t *a, int exclude) {
+    /* find a pool slot not referenced by the ring, by a/b or by the sample in progress */
     for (int i = 0; i < 64; i++) {
-        int used = (i == s->a || i == s->b);
+        int used = (i == s->a || i == s->b || i == exclude);
         for (int j = 0; j < 32 && !used; j++) used = s->samples[j] == i;
         if (!used) {
             s->pool[i].addr = *a;
@@ -33,24 +33,24 @@ static int nat_new(dht_nat_t *s, const dht_addr_t *a) {
     return 0; /* unreachable: at most 34 references */
 }
 
-static int nat_bump(dht_nat_t *s, const dht_addr_t *a, uint32_t inc) {
+static int nat_bump(dht_nat_t *s, const dht_addr_t *a, uint32_t inc, int exclude) {
     for (uint32_t i = 0; i < 4; i++) {
         uint32_t j = (s->top - inc - 2 * i) & 31;
-        if (j >= s->nsamples) return nat_new(s, a);
+        if (j >= s->nsamples) return nat_new(s, a, exclude);
         int k = s->samples[j];
         if (k >= 0 && dht_ipv4_equal(&s->pool[k].addr, a)) {
             s->pool[k].hits++;
             return k;
         }
     }
-    return nat_new(s, a);
+    return nat_new(s, a, exclude);
 }
 
 void dht_nat_add(dht_nat_t *s, const dht_addr_t *addr) {
     dht_addr_t host0 = *addr;
     host0.port = 0;
-    int a = nat_bump(s, addr, 2);
-    int b = nat_bump(s, &host0, 1);
+    int a = nat_bump(s, addr, 2, -1);
+    int b = nat_bump(s, &host0, 1, a);
     if (s->nsamples < 32) {
         s->size++;
         uint32_t sz = s->size;

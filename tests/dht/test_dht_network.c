@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/* A C-only network of 100 persistent nodes in one process (virtual clock, in-memory
+ * datagrams): 20 topics announced, 100 lookups at 100 %, then 20 % of the nodes killed and
+ * 100 lookups again (>= 99 %). Also unannounce and find_peer on the same network. */
+#include <sodium.h>
+#include <stdio.h>
+
+#include "common/common_err.h"
+#include "dht_sim.h"
+#include "tests/test.h"
+
+#define NODES 100
+#define TOPICS 20
+#define LOOKUPS 100
+
+typedef struct lk {
+    const uint8_t *want;
+    int found;
+    int done;
+    int status;
+} lk_t;
+
+static void on_peer(void *ud, const dht_peer_record_t *p, const dht_addr_t *from) {
+    (void)from;
+    lk_t *l = ud;
+    if (memcmp(p->public_key, l->want, 32) == 0) l->found = 1;
+}
+static void on_done(void *ud, int status) {
+    lk_t *l = ud;
+    l->done = 1;
+    l->status = status;
+}
+
+static sim_t sim; /* large; static storage keeps it off the stack */
+static uint8_t topics[TOPICS][32];
+static dht_keypair_t kps[TOPICS];
+
+static int build(test_ctx_t *test_ctx_) {
+    sim_init(&sim);
+    for (int i = 0; i < NODES; i++) {
+        sim_node_t *sn = sim_add(&sim, 0);
+        if (!sn) {
+            test_ctx_->failed = 1;
+            return 0;
+        }
+        if (!sim_run_until(&sim, &sn->ready, 60000)) {
+            fprintf(stderr, "  node %d never ready\n", i);
+            test_ctx_->failed = 1;
+            return 0;
+        }
+    }
+    /* let tables settle a little (one refresh cycle is not needed; 10 s of traffic) */
+    sim_run_until(&sim, NULL, 10000);
+    return 1;
+}
+
+static int run_lookups(uint32_t seed, int *ok, uint64_t *msgs) {
+    common_seeded_rng_t r;
+    common_env_t e = {common_clock_virtual(&sim.vc), common_rng_seeded(&r, seed), NULL};
+    *ok = 0;
+    uint64_t before = sim.sent;
+    for (int i = 0; i < LOOKUPS; i++) {
+        int who;
+        do who = (int)common_random_uniform(&e, NODES);
+        while (sim.nodes[who].dead);
+        int t = (int)common_random_uniform(&e, TOPICS);
+        lk_t l = {kps[t].pk, 0, 0, 0};
+        dht_query_t *q = dht_lookup(sim.nodes[who].node, topics[t], on_peer, on_done, &l);
+        if (!q) return 0;
+        sim_run_until(&sim, &l.done, 120000);
+        if (!l.done) dht_query_cancel(q);
+        if (l.found) (*ok)++;
+    }
+    *msgs = sim.sent - before;
+    return 1;
+}
+
+TEST(network_100_nodes) {
+    ASSERT_TRUE(sodium_init() >= 0);
+    if (!build(test_ctx_)) {
+        sim_free(&sim);
+        return;
+    }
+    size_t persistent = 0, table_total = 0;
+    for (int i = 0; i < NODES; i++) {
+        persistent += (size_t)dht_node_is_persistent(sim.nodes[i].node);
+        table_total += dht_node_table_size(sim.nodes[i].node);
+    }
+    fprintf(stderr, "  %d nodes, %zu persistent, mean table %zu\n", NODES, persistent,
+            table_total / NODES);
+    ASSERT_EQ_U64(persistent, NODES);
+
+    common_seeded_rng_t r;
+    common_env_t e = {common_clock_virtual(&sim.vc), common_rng_seeded(&r, 7), NULL};
+    for (int t = 0; t < TOPICS; t++) {
+        common_random(&e, topics[t], 32);
+        uint8_t seed[32];
+        common_random(&e, seed, 32);
+        dht_crypto_keypair_seed(&kps[t], seed);
+        int who = (int)common_random_uniform(&e, NODES);
+        lk_t l = {0};
+        dht_addr_t relay = {{127, 0, 0, 1}, 9999};
+        ASSERT_TRUE(dht_announce(sim.nodes[who].node, topics[t], &kps[t], &relay, 1, on_done, &l) !=
+                    NULL);
+        sim_run_until(&sim, &l.done, 120000);
+        ASSERT_TRUE(l.done);
+        ASSERT_OK(l.status);
+    }
+    int ok = 0;
+    uint64_t msgs = 0;
+    ASSERT_TRUE(run_lookups(11, &ok, &msgs));
+    fprintf(stderr, "  before kill: %d/%d lookups found the record, %.1f datagrams/lookup\n", ok,
+            LOOKUPS, (double)msgs / LOOKUPS);
+    ASSERT_EQ_U64(ok, LOOKUPS);
+
+    /* kill 20 % (never node 0 - it is everyone's bootstrap, as a real bootstrap would be) */
+    int killed = 0;
+    while (killed < NODES / 5) {
+        int v = 1 + (int)common_random_uniform(&e, NODES - 1);
+        if (sim.nodes[v].dead) continue;
+        sim.nodes[v].dead = 1;
+        killed++;
+    }
+    ASSERT_TRUE(run_lookups(12, &ok, &msgs));
+    fprintf(stderr, "  after killing %d: %d/%d lookups found the record, %.1f datagrams/lookup\n",
+            killed, ok, LOOKUPS, (double)msgs / LOOKUPS);
+    ASSERT_GE(ok, LOOKUPS * 99 / 100);
+
+    /* unannounce topic 0 from a live node, then nobody finds it */
+    int who = 1;
+    while (sim.nodes[who].dead) who++;
+    lk_t u = {0};
+    ASSERT_TRUE(dht_unannounce(sim.nodes[who].node, topics[0], &kps[0], on_done, &u) != NULL);
+    sim_run_until(&sim, &u.done, 120000);
+    ASSERT_TRUE(u.done);
+    lk_t l = {kps[0].pk, 0, 0, 0};
+    ASSERT_TRUE(dht_lookup(sim.nodes[who].node, topics[0], on_peer, on_done, &l) != NULL);
+    sim_run_until(&sim, &l.done, 120000);
+    ASSERT_TRUE(l.done);
+    ASSERT_FALSE(l.found);
+
+    /* self-announce (target = hash(pk)) creates routes; find_peer streams the record */
+    uint8_t self_target[32];
+    dht_crypto_target(kps[1].pk, self_target);
+    lk_t a = {0};
+    ASSERT_TRUE(dht_announce(sim.nodes[who].node, self_target, &kps[1], NULL, 0, on_done, &a));
+    sim_run_until(&sim, &a.done, 120000);
+    ASSERT_OK(a.status);
+    lk_t f = {kps[1].pk, 0, 0, 0};
+    ASSERT_TRUE(dht_find_peer(sim.nodes[5].node, kps[1].pk, on_peer, on_done, &f) != NULL);
+    sim_run_until(&sim, &f.done, 120000);
+    ASSERT_TRUE(f.found);
+    for (int t = 0; t < TOPICS; t++) dht_crypto_keypair_wipe(&kps[t]);
+    sim_free(&sim);
+}
+
+TEST_MAIN(TEST_ENTRY(network_100_nodes))

@@ -37,6 +37,9 @@ static const common_opt_t opts[] = {
     {"seed", "DVM_DHT_SEED", COMMON_OPT_STR, NULL, 0, 0, "HEX",
      "32-byte key pair seed for announce/unannounce"},
     {"relay", NULL, COMMON_OPT_LIST, NULL, 0, 0, "IP:PORT", "relay address to announce"},
+    {"repeat", NULL, COMMON_OPT_U64, "1", 1, 10000, "N",
+     "lookup: run N lookups one after another, printing 'lookup_ms <ms> <datagrams>' each"},
+    {"nodes", NULL, COMMON_OPT_U64, "10", 1, 500, "N", "testnet: number of nodes"},
     {"timeout", NULL, COMMON_OPT_U64, "30000", 100, 600000, "MS",
      "client commands: give up after this long"},
     COMMON_OPTS_STANDARD,
@@ -56,6 +59,14 @@ typedef struct app {
     int status;
     int started_cmd;
     int closing;
+    uint64_t repeat, done_lookups, t0, sent0;
+    common_env_t *env;
+    /* testnet mode */
+    dht_node_uv_t *tn[500];
+    size_t ntn, tn_ready;
+    uint64_t tn_nodes;
+    const common_env_t *tn_env;
+    char tn_boot[32];
 } app_t;
 
 static void on_closed(void *ud) {
@@ -65,10 +76,13 @@ static void on_closed(void *ud) {
     uv_close((uv_handle_t *)&a->deadline, NULL);
 }
 
+static void on_tn_closed(void *ud) { (void)ud; }
+
 static void shutdown_app(app_t *a, int status) {
     if (a->closing) return;
     a->closing = 1;
     a->status = status;
+    for (size_t i = 0; i < a->ntn; i++) dht_node_uv_close(a->tn[i], on_tn_closed, NULL);
     dht_node_uv_close(a->u, on_closed, a);
 }
 
@@ -100,8 +114,28 @@ static void on_peer(void *ud, const dht_peer_record_t *p, const dht_addr_t *from
     a->found++;
 }
 
+static void on_ready(void *ud);
+
+static uint64_t sent_now(app_t *a) {
+    dht_node_stats_t st;
+    dht_node_stats(dht_node_uv_node(a->u), &st);
+    return st.requests_sent;
+}
+
 static void on_done(void *ud, int status) {
     app_t *a = ud;
+    if (a->repeat > 1 || a->done_lookups > 0) {
+        uint64_t now = uv_hrtime();
+        printf("lookup_ms %.3f %llu\n", (double)(now - a->t0) / 1e6,
+               (unsigned long long)(sent_now(a) - a->sent0));
+        fflush(stdout);
+        if (++a->done_lookups < a->repeat) {
+            a->found = 0;
+            a->started_cmd = 0;
+            on_ready(a);
+            return;
+        }
+    }
     printf("done %zu %s\n", a->found, status ? common_err_name(status) : "ok");
     fflush(stdout);
     shutdown_app(a, status ? 1 : 0);
@@ -109,11 +143,15 @@ static void on_done(void *ud, int status) {
 
 static void on_ready(void *ud) {
     app_t *a = ud;
-    printf("ready\n");
-    fflush(stdout);
+    if (!a->done_lookups) {
+        printf("ready\n");
+        fflush(stdout);
+    }
     if (!a->cmd || a->started_cmd) return;
     a->started_cmd = 1;
     dht_node_t *n = dht_node_uv_node(a->u);
+    a->t0 = uv_hrtime();
+    a->sent0 = sent_now(a);
     dht_query_t *q = NULL;
     if (strcmp(a->cmd, "lookup") == 0) q = dht_lookup(n, a->arg, on_peer, on_done, a);
     else if (strcmp(a->cmd, "find-peer") == 0) q = dht_find_peer(n, a->arg, on_peer, on_done, a);
@@ -121,6 +159,14 @@ static void on_ready(void *ud) {
         q = dht_announce(n, a->arg, &a->kp, a->relays, a->nrelays, on_done, a);
     else if (strcmp(a->cmd, "unannounce") == 0) q = dht_unannounce(n, a->arg, &a->kp, on_done, a);
     if (!q) shutdown_app(a, 1);
+}
+
+static void on_tn_ready(void *ud) {
+    app_t *a = ud;
+    if (++a->tn_ready == a->tn_nodes) {
+        printf("testnet-ready %zu\n", a->ntn + 1);
+        fflush(stdout);
+    }
 }
 
 static void on_persistent(void *ud) {
@@ -134,7 +180,7 @@ static void on_persistent(void *ud) {
 int main(int argc, char **argv) {
     static const common_prog_desc_t desc = {
         .name = "dvm-dht",
-        .usage = "dvm-dht [options] [lookup TOPIC | find-peer PK | announce TOPIC | unannounce "
+        .usage = "dvm-dht [options] [testnet | lookup TOPIC | find-peer PK | announce TOPIC | unannounce "
                  "TOPIC]",
         .description =
             "A standalone Hyperswarm-compatible DHT node (dht-rpc + hyperdht records), "
@@ -154,6 +200,7 @@ int main(int argc, char **argv) {
     int rc = COMMON_EXIT_USAGE;
     if (cfg.npos > 0) {
         a.cmd = cfg.pos[0];
+        if (strcmp(a.cmd, "testnet") == 0) goto testnet;
         if (strcmp(a.cmd, "lookup") && strcmp(a.cmd, "find-peer") && strcmp(a.cmd, "announce") &&
             strcmp(a.cmd, "unannounce")) {
             fprintf(stderr, "dvm-dht: unknown command '%s'\n", a.cmd);
@@ -183,6 +230,11 @@ int main(int argc, char **argv) {
             a.nrelays++;
         }
     }
+    if (0) {
+    testnet:
+        a.tn_nodes = common_cfg_u64(&cfg, "nodes");
+    }
+    a.repeat = common_cfg_u64(&cfg, "repeat");
     char *const *bl;
     size_t nb = common_cfg_list(&cfg, "bootstrap", &bl);
     int none = nb == 1 && strcmp(bl[0], "none") == 0;
@@ -196,10 +248,13 @@ int main(int argc, char **argv) {
     a.loop = uv_default_loop();
     common_env_t env;
     common_env_default(&env, a.loop, &log);
+    a.env = &env;
+    int tnmode = a.cmd && strcmp(a.cmd, "testnet") == 0;
+    if (tnmode) a.cmd = NULL;
     dht_node_uv_opts_t uo;
     memset(&uo, 0, sizeof uo);
     uo.host = common_cfg_str(&cfg, "host");
-    uo.port = a.cmd ? 0 : (uint16_t)common_cfg_u64(&cfg, "port");
+    uo.port = a.cmd || tnmode ? 0 : (uint16_t)common_cfg_u64(&cfg, "port");
     uo.ephemeral = a.cmd ? 1 : common_cfg_bool(&cfg, "ephemeral");
     uo.firewalled = uo.ephemeral;
     uo.allow_local = common_cfg_bool(&cfg, "allow-local");
@@ -221,6 +276,29 @@ int main(int argc, char **argv) {
     dht_ipv4_format(&addr, as, sizeof as);
     printf("listening %s\n", as);
     fflush(stdout);
+    if (tnmode) {
+        /* N-1 more persistent nodes in this process, bootstrapping from the first */
+        snprintf(a.tn_boot, sizeof a.tn_boot, "%s", as);
+        static char *boot1[1];
+        boot1[0] = a.tn_boot;
+        dht_node_uv_opts_t to = uo;
+        to.bootstrap = boot1;
+        to.nbootstrap = 1;
+        dht_node_events_t tev = {on_tn_ready, NULL, &a};
+        a.tn_ready = 0;
+        a.tn_nodes = a.tn_nodes > 1 ? a.tn_nodes - 1 : 0;
+        for (uint64_t i = 0; i < a.tn_nodes && a.ntn < 500; i++) {
+            a.tn[a.ntn] = dht_node_uv_new(a.loop, &to, &env, &tev, &err);
+            if (!a.tn[a.ntn]) {
+                fprintf(stderr, "dvm-dht: testnet node %llu: %s\n", (unsigned long long)i,
+                        common_strerror(err));
+                break;
+            }
+            a.ntn++;
+        }
+        if (a.tn_nodes == 0) printf("testnet-ready 1\n");
+        fflush(stdout);
+    }
     uv_signal_init(a.loop, &a.sigint);
     uv_signal_init(a.loop, &a.sigterm);
     a.sigint.data = a.sigterm.data = &a;

@@ -45,6 +45,7 @@ struct dht_req {
     dht_query_t *q;        /* owning query or NULL */
     void *ud;              /* callback data for node-internal requests */
     dht_done_cb done;      /* dht_node_ping */
+    dht_response_cb rcb;   /* dht_node_request */
     uint8_t node_id[32];   /* table node this request checks */
     uint32_t last_seen;
     int is_commit;
@@ -136,6 +137,8 @@ struct dht_node {
     uint64_t next_tick, next_drain, last_tick;
     dht_node_stats_t st;
     int in_callback;
+    dht_request_hook hook;
+    void *hook_ud;
 };
 
 static void query_read_more(dht_query_t *q);
@@ -429,6 +432,106 @@ static void on_announce_req(dht_node_t *n, int sock, const dht_rpc_msg_t *m,
     reply_send(n, sock, from, m->tid, m->target, 0, 0, 0, NULL, 0);
 }
 
+/* ------------------------------------------------------------------ handshake routing */
+
+static void send_relay(dht_node_t *n, int sock, const dht_rpc_msg_t *req, const dht_addr_t *to,
+                       const uint8_t *value, size_t len) {
+    dht_rpc_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.tid = req->tid;
+    m.to = *to;
+    m.id = (!n->ephemeral && sock == DHT_SOCK_SERVER) ? dht_table_id(n->table) : NULL;
+    m.internal = req->internal;
+    m.command = req->command;
+    m.target = req->target;
+    static const uint8_t empty[1] = {0};
+    m.value = value ? value : empty;
+    m.value_len = value ? len : 0;
+    uint8_t buf[DHT_RPC_MAX_PACKET];
+    int l = dht_rpc_encode(&m, buf, sizeof buf);
+    if (l > 0 && addr_ok(n, to)) n->io.send(n->io.ud, sock, buf, (size_t)l, to);
+}
+
+static void on_handshake_req(dht_node_t *n, int sock, const dht_rpc_msg_t *m,
+                             const dht_addr_t *from) {
+    dht_handshake_msg_t hs;
+    if (dht_handshake_decode(m->value, m->value_len, &hs) != 0) return;
+    const dht_route_t *rt = m->target ? dht_records_route_get(n->records, m->target, now_ms(n))
+                                      : NULL;
+    uint8_t val[DHT_RPC_MAX_PACKET];
+    dht_handshake_msg_t out;
+    memset(&out, 0, sizeof out);
+    out.noise = hs.noise;
+    out.noise_len = hs.noise_len;
+    int len;
+    switch (hs.mode) {
+    case DHT_HS_FROM_CLIENT:
+        if (!rt && !hs.has_relay) {
+            reply_send(n, sock, from, m->tid, m->target, 0, 1, 0, NULL, 0);
+            return;
+        }
+        out.mode = DHT_HS_FROM_RELAY;
+        out.has_peer = 1;
+        out.peer = *from;
+        len = dht_handshake_encode(&out, val, sizeof val);
+        if (len > 0) send_relay(n, sock, m, hs.has_relay ? &hs.relay : &rt->relay, val, (size_t)len);
+        return;
+    case DHT_HS_FROM_RELAY:
+        if (!rt) return;
+        out.mode = DHT_HS_FROM_SECOND_RELAY;
+        out.has_peer = hs.has_peer;
+        out.peer = hs.peer;
+        out.has_relay = 1;
+        out.relay = *from;
+        len = dht_handshake_encode(&out, val, sizeof val);
+        if (len > 0) send_relay(n, sock, m, &rt->relay, val, (size_t)len);
+        return;
+    case DHT_HS_FROM_SERVER:
+        if (!hs.has_peer || !addr_ok(n, &hs.peer)) return;
+        out.mode = DHT_HS_REPLY;
+        out.has_peer = 1;
+        out.peer = *from;
+        len = dht_handshake_encode(&out, val, sizeof val);
+        if (len > 0) reply_send(n, sock, &hs.peer, m->tid, NULL, 0, 0, 0, val, (size_t)len);
+        return;
+    default:
+        return;
+    }
+}
+
+static void on_holepunch_req(dht_node_t *n, int sock, const dht_rpc_msg_t *m,
+                             const dht_addr_t *from) {
+    dht_holepunch_msg_t hp;
+    if (dht_holepunch_decode(m->value, m->value_len, &hp) != 0) return;
+    const dht_route_t *rt = m->target ? dht_records_route_get(n->records, m->target, now_ms(n))
+                                      : NULL;
+    uint8_t val[DHT_RPC_MAX_PACKET];
+    dht_holepunch_msg_t out = hp;
+    int len;
+    switch (hp.mode) {
+    case DHT_HS_FROM_CLIENT:
+        if (!hp.has_peer && !rt) return;
+        out.mode = DHT_HS_FROM_RELAY;
+        out.has_peer = 1;
+        out.peer = *from;
+        len = dht_holepunch_encode(&out, val, sizeof val);
+        if (len > 0) send_relay(n, sock, m, hp.has_peer ? &hp.peer : &rt->relay, val, (size_t)len);
+        return;
+    case DHT_HS_FROM_SERVER: {
+        const dht_addr_t *to = hp.has_peer ? &hp.peer : from;
+        if (!addr_ok(n, to)) return;
+        out.mode = DHT_HS_REPLY;
+        out.has_peer = 1;
+        out.peer = *from;
+        len = dht_holepunch_encode(&out, val, sizeof val);
+        if (len > 0) reply_send(n, sock, to, m->tid, NULL, 0, 0, 0, val, (size_t)len);
+        return;
+    }
+    default: /* FROM_RELAY is for a server (the owner's hook) */
+        return;
+    }
+}
+
 /* ------------------------------------------------------------------ incoming requests */
 
 static void on_request(dht_node_t *n, int sock, const dht_rpc_msg_t *m, const dht_addr_t *from,
@@ -490,11 +593,20 @@ static void on_request(dht_node_t *n, int sock, const dht_rpc_msg_t *m, const dh
         }
     }
 
-    /* hyperdht commands. PEER_HANDSHAKE/HOLEPUNCH routing is not implemented: a node that
-     * does not route answers like a node without a route (closer nodes, no value). */
-    if (m->command == DHT_CMD_PEER_HANDSHAKE || m->command == DHT_CMD_PEER_HOLEPUNCH) {
-        if (!m->target) return;
-        reply_send(n, sock, from, m->tid, m->target, 1, 1, 0, NULL, 0);
+    /* hyperdht commands: the owner's hook first (servers it listens for), then routing */
+    if (n->hook) {
+        dht_node_req_t hr = {sock, *from, vid, m};
+        n->in_callback++;
+        int handled = n->hook(n->hook_ud, n, &hr);
+        n->in_callback--;
+        if (handled) return;
+    }
+    if (m->command == DHT_CMD_PEER_HANDSHAKE) {
+        on_handshake_req(n, sock, m, from);
+        return;
+    }
+    if (m->command == DHT_CMD_PEER_HOLEPUNCH) {
+        on_holepunch_req(n, sock, m, from);
         return;
     }
     if (n->ephemeral) {
@@ -1080,6 +1192,7 @@ void dht_node_run_timers(dht_node_t *n) {
             if (tn && !due->is_check && !due->has_swap) dht_table_remove(n->table, id);
             if (due->on_fail) due->on_fail(n, due, COMMON_ETIMEDOUT);
             if (due->done) due->done(due->ud, COMMON_ETIMEDOUT);
+            if (due->rcb) due->rcb(due->ud, COMMON_ETIMEDOUT, NULL, NULL);
             req_free(due);
         } else {
             n->st.retries++;
@@ -1296,4 +1409,37 @@ int dht_node_ping(dht_node_t *n, const dht_addr_t *to, dht_done_cb cb, void *ud)
     r->done = cb;
     r->ud = ud;
     return 0;
+}
+
+static void on_raw_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
+                         const dht_addr_t *from, const uint8_t *vid) {
+    (void)n, (void)vid;
+    if (r->rcb) r->rcb(r->ud, 0, m, from);
+}
+
+int dht_node_request(dht_node_t *n, const dht_addr_t *to, uint64_t command,
+                     const uint8_t *target, const uint8_t *token, const uint8_t *value,
+                     size_t len, dht_response_cb cb, void *ud) {
+    dht_req_t *r = request(n, to, token, 0, command, target, value, len, value != NULL,
+                           on_raw_reply, NULL, NULL, 0);
+    if (!r) return COMMON_EAGAIN;
+    r->rcb = cb;
+    r->ud = ud;
+    return 0;
+}
+
+void dht_node_set_request_hook(dht_node_t *n, dht_request_hook hook, void *ud) {
+    n->hook = hook;
+    n->hook_ud = ud;
+}
+
+void dht_node_reply(dht_node_t *n, const dht_node_req_t *req, const dht_addr_t *to,
+                    const uint8_t *value, size_t len, int with_token, int with_closer) {
+    reply_send(n, req->sock, to ? to : &req->from, req->msg->tid, req->msg->target, with_token,
+               with_closer, 0, value, len);
+}
+
+void dht_node_relay(dht_node_t *n, const dht_node_req_t *req, const dht_addr_t *to,
+                    const uint8_t *value, size_t len) {
+    send_relay(n, req->sock, req->msg, to, value, len);
 }

@@ -130,6 +130,33 @@ void dht_query_cancel(dht_query_t *q);
 /** @brief Send one PING; @p cb gets 0 or COMMON_ETIMEDOUT. */
 int dht_node_ping(dht_node_t *n, const dht_addr_t *to, dht_done_cb cb, void *ud);
 
+/* ---- hooks and raw requests for the connect layer (handshakes, holepunch) ---- */
+
+/** An incoming non-internal request, offered to the owner's hook first (borrowed). */
+typedef struct dht_node_req {
+    int sock;
+    dht_addr_t from;
+    const uint8_t *from_id; /* validated id or NULL */
+    const dht_rpc_msg_t *msg;
+} dht_node_req_t;
+/** Return 1 if the hook handled (or deliberately ignored) the request, 0 to let the node
+ *  handle it (storage commands; PEER_HANDSHAKE/PEER_HOLEPUNCH relaying via routes). */
+typedef int (*dht_request_hook)(void *ud, dht_node_t *n, const dht_node_req_t *req);
+void dht_node_set_request_hook(dht_node_t *n, dht_request_hook hook, void *ud);
+/** @brief Reply to @p req (to its sender, or to @p to when non-NULL), with the request's tid. */
+void dht_node_reply(dht_node_t *n, const dht_node_req_t *req, const dht_addr_t *to,
+                    const uint8_t *value, size_t len, int with_token, int with_closer);
+/** @brief Forward: a request with the same tid, command and target and a new value. */
+void dht_node_relay(dht_node_t *n, const dht_node_req_t *req, const dht_addr_t *to,
+                    const uint8_t *value, size_t len);
+/** Response callback: status 0 with the response, or COMMON_ETIMEDOUT (res NULL). */
+typedef void (*dht_response_cb)(void *ud, int status, const dht_rpc_msg_t *res,
+                                const dht_addr_t *from);
+/** @brief Send one hyperdht request (3 retries). @p ud must stay valid until @p cb. */
+int dht_node_request(dht_node_t *n, const dht_addr_t *to, uint64_t command,
+                     const uint8_t *target, const uint8_t *token, const uint8_t *value,
+                     size_t len, dht_response_cb cb, void *ud);
+
 /* ---- bootstrap list ---- */
 
 /** One bootstrap entry: "host:port" or "suggestedIP@host:port". */

@@ -239,3 +239,70 @@ int dht_announce_signable(int unannounce, const uint8_t target[32], const uint8_
     dht_crypto_hash_parts(out + 32, 32, parts, 5, NULL, 0);
     return 0;
 }
+
+int dht_handshake_decode(const uint8_t *buf, size_t len, dht_handshake_msg_t *h) {
+    memset(h, 0, sizeof *h);
+    if (!buf) return COMMON_EPROTO;
+    dht_cenc_reader_t r;
+    dht_cenc_reader_init(&r, buf, len);
+    uint64_t flags = 0;
+    dht_cenc_get_uint(&r, &flags);
+    dht_cenc_get_uint(&r, &h->mode);
+    dht_cenc_get_buffer_ref(&r, &h->noise, &h->noise_len);
+    if (flags & 1) {
+        h->has_peer = 1;
+        dht_cenc_get_ipv4(&r, &h->peer);
+    }
+    if (flags & 2) {
+        h->has_relay = 1;
+        dht_cenc_get_ipv4(&r, &h->relay);
+    }
+    if (r.err) {
+        memset(h, 0, sizeof *h);
+        return COMMON_EPROTO;
+    }
+    return 0;
+}
+
+int dht_handshake_encode(const dht_handshake_msg_t *h, uint8_t *out, size_t cap) {
+    dht_cenc_writer_t w;
+    dht_cenc_writer_init(&w, out, cap);
+    dht_cenc_put_uint(&w, (h->has_peer ? 1u : 0u) | (h->has_relay ? 2u : 0u));
+    dht_cenc_put_uint(&w, h->mode);
+    dht_cenc_put_buffer(&w, h->noise, h->noise_len);
+    if (h->has_peer) dht_cenc_put_ipv4(&w, &h->peer);
+    if (h->has_relay) dht_cenc_put_ipv4(&w, &h->relay);
+    return finish(&w);
+}
+
+int dht_holepunch_decode(const uint8_t *buf, size_t len, dht_holepunch_msg_t *h) {
+    memset(h, 0, sizeof *h);
+    if (!buf) return COMMON_EPROTO;
+    dht_cenc_reader_t r;
+    dht_cenc_reader_init(&r, buf, len);
+    uint64_t flags = 0;
+    dht_cenc_get_uint(&r, &flags);
+    dht_cenc_get_uint(&r, &h->mode);
+    dht_cenc_get_uint(&r, &h->id);
+    dht_cenc_get_buffer_ref(&r, &h->payload, &h->payload_len);
+    if (flags & 1) {
+        h->has_peer = 1;
+        dht_cenc_get_ipv4(&r, &h->peer);
+    }
+    if (r.err) {
+        memset(h, 0, sizeof *h);
+        return COMMON_EPROTO;
+    }
+    return 0;
+}
+
+int dht_holepunch_encode(const dht_holepunch_msg_t *h, uint8_t *out, size_t cap) {
+    dht_cenc_writer_t w;
+    dht_cenc_writer_init(&w, out, cap);
+    dht_cenc_put_uint(&w, h->has_peer ? 1u : 0u);
+    dht_cenc_put_uint(&w, h->mode);
+    dht_cenc_put_uint(&w, h->id);
+    dht_cenc_put_buffer(&w, h->payload, h->payload_len);
+    if (h->has_peer) dht_cenc_put_ipv4(&w, &h->peer);
+    return finish(&w);
+}

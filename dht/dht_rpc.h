@@ -135,4 +135,28 @@ int dht_announce_signable(int unannounce, const uint8_t target[32], const uint8_
                           const uint8_t token[32], const dht_peer_record_t *peer,
                           const uint8_t *refresh, uint8_t out[64]);
 
+/** PEER_HANDSHAKE value (§5.1): flags | mode | noise:buffer | [peerAddress] | [relayAddress] */
+enum { DHT_HS_FROM_CLIENT = 0, DHT_HS_FROM_SERVER = 1, DHT_HS_FROM_RELAY = 2,
+       DHT_HS_FROM_SECOND_RELAY = 3, DHT_HS_REPLY = 4 };
+typedef struct dht_handshake_msg {
+    uint64_t mode;
+    const uint8_t *noise; /* borrowed */
+    size_t noise_len;
+    int has_peer, has_relay;
+    dht_addr_t peer, relay;
+} dht_handshake_msg_t;
+int dht_handshake_decode(const uint8_t *buf, size_t len, dht_handshake_msg_t *h);
+int dht_handshake_encode(const dht_handshake_msg_t *h, uint8_t *out, size_t cap);
+
+/** PEER_HOLEPUNCH value (§6): flags | mode | id | payload:buffer | [peerAddress] */
+typedef struct dht_holepunch_msg {
+    uint64_t mode, id;
+    const uint8_t *payload; /* borrowed */
+    size_t payload_len;
+    int has_peer;
+    dht_addr_t peer;
+} dht_holepunch_msg_t;
+int dht_holepunch_decode(const uint8_t *buf, size_t len, dht_holepunch_msg_t *h);
+int dht_holepunch_encode(const dht_holepunch_msg_t *h, uint8_t *out, size_t cap);
+
 #endif

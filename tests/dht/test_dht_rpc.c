@@ -310,7 +310,43 @@ TEST(cwnd_rate_tokens_bootstrap) {
     for (int i = 0; i < 3; i++) ASSERT_OK(dht_bootstrap_parse(dht_bootstrap_default[i], &e));
 }
 
-TEST_MAIN(TEST_ENTRY(request_bytes_match_js_layout), TEST_ENTRY(response_round_trip_and_truncation),
+TEST(handshake_and_holepunch_values) {
+    uint8_t noise[116];
+    memset(noise, 0x42, sizeof noise);
+    dht_handshake_msg_t h;
+    memset(&h, 0, sizeof h);
+    h.mode = DHT_HS_FROM_RELAY;
+    h.noise = noise;
+    h.noise_len = sizeof noise;
+    h.has_peer = 1;
+    h.peer = A(127, 0, 0, 1, 3000);
+    uint8_t buf[256];
+    int n = dht_handshake_encode(&h, buf, sizeof buf);
+    ASSERT_EQ_U64(n, 1 + 1 + 1 + 116 + 6);
+    ASSERT_EQ_U64(buf[0], 1);
+    ASSERT_EQ_U64(buf[1], 2);
+    dht_handshake_msg_t d;
+    ASSERT_OK(dht_handshake_decode(buf, (size_t)n, &d));
+    ASSERT_EQ_U64(d.mode, DHT_HS_FROM_RELAY);
+    ASSERT_EQ_U64(d.noise_len, 116);
+    ASSERT_TRUE(d.has_peer && !d.has_relay);
+    ASSERT_EQ_U64(d.peer.port, 3000);
+    ASSERT_ERR(dht_handshake_decode(buf, (size_t)n - 1, &d), COMMON_EPROTO);
+    dht_holepunch_msg_t hp;
+    memset(&hp, 0, sizeof hp);
+    hp.mode = DHT_HS_REPLY;
+    hp.id = 300;
+    hp.payload = noise;
+    hp.payload_len = 40;
+    n = dht_holepunch_encode(&hp, buf, sizeof buf);
+    ASSERT_EQ_U64(n, 1 + 1 + 3 + 1 + 40);
+    dht_holepunch_msg_t hd;
+    ASSERT_OK(dht_holepunch_decode(buf, (size_t)n, &hd));
+    ASSERT_EQ_U64(hd.id, 300);
+    ASSERT_FALSE(hd.has_peer);
+}
+
+TEST_MAIN(TEST_ENTRY(handshake_and_holepunch_values), TEST_ENTRY(request_bytes_match_js_layout), TEST_ENTRY(response_round_trip_and_truncation),
           TEST_ENTRY(node_id_is_blake2b_of_ipv4_address), TEST_ENTRY(values_announce_lookup_signable),
           TEST_ENTRY(table_rows_closest_and_full_rows), TEST_ENTRY(records_caps_and_expiry),
           TEST_ENTRY(nat_sampler_like_js), TEST_ENTRY(cwnd_rate_tokens_bootstrap))

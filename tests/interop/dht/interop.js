@@ -158,6 +158,31 @@ async function main () {
     const fp = await run(['find-peer', hex(kp5.publicKey), '--bootstrap', boot])
     check('C find-peer finds a JS self-announce', fp.lines.some((l) => l.startsWith('peer ' + hex(kp5.publicKey))), fp.lines.join('|'))
 
+    // --- JS peers connect through a C-only DHT: C nodes store the server's self-announce
+    // route and relay PEER_HANDSHAKE (and PEER_HOLEPUNCH if needed) between JS peers
+    const ctn = run(['testnet', '--nodes', '8', '--port', '0', '--bootstrap', 'none'], { wait: false })
+    const cl = await ctn.waitLine(/^listening /)
+    await ctn.waitLine(/^testnet-ready /)
+    const cboot = [{ host: '127.0.0.1', port: Number(cl.split(':')[1]) }]
+    const srvNode = new DHT({ bootstrap: cboot, host: '127.0.0.1' })
+    const cliNode = new DHT({ bootstrap: cboot, host: '127.0.0.1' })
+    cleanups.push(() => srvNode.destroy(), () => cliNode.destroy())
+    await srvNode.fullyBootstrapped()
+    await cliNode.fullyBootstrapped()
+    const srvKp = DHT.keyPair()
+    const server = srvNode.createServer((conn) => { conn.on('error', () => {}); conn.end('hello from js via c') })
+    await server.listen(srvKp)
+    let msg = null
+    try {
+      const conn = cliNode.connect(srvKp.publicKey)
+      conn.on('error', () => {})
+      msg = await Promise.race([new Promise((resolve, reject) => { conn.once('data', (d) => resolve(d.toString())); conn.once('error', reject) }), sleep(15000).then(() => null)])
+      conn.destroy()
+    } catch (e) { msg = 'error ' + e.message }
+    check('JS client connects to a JS server through C relays (self-announce route + PEER_HANDSHAKE)', msg === 'hello from js via c', String(msg))
+    await server.close()
+    ctn.kill()
+
     for (const c of [a, c1, c2, c3]) c.proc.kill()
   } catch (e) {
     check('suite ran to completion', false, e && e.stack)

@@ -139,9 +139,26 @@ struct dht_node {
     int in_callback;
     dht_request_hook hook;
     void *hook_ud;
+    /* firewall / adaptive state */
+    int adaptive, quick_fw, quick_fw_sent, test_nat;
+    uint32_t stable_ticks;
+    int has_last_host;
+    uint8_t last_host[4];
+    int last_rx_sock;
+    struct fw_check {
+        int active, only_firewall, walk;
+        uint32_t pending, count, ntargets;
+        dht_nat_t nat2;
+        uint8_t hosts[8][4];
+        size_t nhosts;
+    } fw;
 };
 
+#define STABLE_TICKS 240u
+#define MORE_STABLE_TICKS (3u * STABLE_TICKS)
+
 static void query_read_more(dht_query_t *q);
+static void refresh(dht_node_t *n);
 static void query_finish(dht_query_t *q, int status);
 
 static uint64_t now_ms(const dht_node_t *n) { return common_now_ms(n->env); }
@@ -631,6 +648,12 @@ void dht_node_on_datagram(dht_node_t *n, int sock, const uint8_t *buf, size_t le
     if (len < 2 || len > DHT_RPC_MAX_PACKET || from->port == 0) return;
     dht_rpc_msg_t m;
     if (dht_rpc_decode(buf, len, &m) != 0) return;
+    n->last_rx_sock = sock;
+    if (n->fw.active && sock == DHT_SOCK_SERVER && n->fw.nhosts < 8) {
+        int seen = 0;
+        for (size_t i = 0; i < n->fw.nhosts; i++) seen |= memcmp(n->fw.hosts[i], from->host, 4) == 0;
+        if (!seen) memcpy(n->fw.hosts[n->fw.nhosts++], from->host, 4);
+    }
     uint8_t vidbuf[32];
     const uint8_t *vid = NULL;
     if (m.id) {
@@ -779,6 +802,12 @@ static void q_emit_peer(dht_query_t *q, const dht_peer_record_t *p, const dht_ad
 static void q_send_unannounce(dht_query_t *q, const dht_addr_t *to, const uint8_t id[32],
                               const uint8_t token[32]);
 
+static void quick_fw_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
+                           const dht_addr_t *from, const uint8_t *vid) {
+    (void)r, (void)m, (void)from, (void)vid;
+    n->test_nat = 1;
+}
+
 static void q_on_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
                        const dht_addr_t *from, const uint8_t *vid) {
     dht_query_t *q = r->q;
@@ -790,6 +819,13 @@ static void q_on_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
     if (q->committing) return;
     if (m->error == 0) q->successes++;
     else q->errors++;
+    if (q->is_bootstrap == 1 && n->quick_fw && !n->quick_fw_sent && n->firewalled &&
+        !n->force_persistent) {
+        n->quick_fw_sent = 1;
+        uint8_t v[2] = {(uint8_t)(n->server_port & 0xff), (uint8_t)(n->server_port >> 8)};
+        (void)request(n, from, NULL, 1, DHT_CMD_PING_NAT, NULL, v, 2, 1, quick_fw_reply, NULL,
+                      NULL, 0);
+    }
     if (m->error == 0 && vid && q_is_closer(q, vid)) q_push_closest(q, vid, from, m->token);
     if (m->has_closer) {
         for (size_t i = 0; i < m->ncloser; i++) {
@@ -964,7 +1000,124 @@ static dht_query_t *query_new(dht_node_t *n, qkind_t kind, const uint8_t target[
                               int internal, uint64_t command);
 static void query_start(dht_query_t *q);
 
+static void bootstrap_done(dht_node_t *n, int walk);
+static void start_fw_check(dht_node_t *n, int only_firewall, int walk);
+
+static void second_walk(dht_node_t *n) {
+    dht_query_t *q2 = query_new(n, Q_FIND_NODE, dht_table_id(n->table), 1, DHT_CMD_FIND_NODE);
+    if (q2) {
+        q2->is_bootstrap = 2;
+        query_start(q2);
+        return;
+    }
+    n->bootstrapped = 1;
+    if (n->ev.on_ready) n->ev.on_ready(n->ev.ud);
+}
+
+static void become_persistent(dht_node_t *n, const dht_addr_t *pub) {
+    uint8_t id[32];
+    dht_addr_id(pub, id);
+    n->ephemeral = 0;
+    if (memcmp(id, dht_table_id(n->table), 32) != 0) {
+        dht_table_set_id(n->table, id);
+        if (n->bootstrapped) refresh(n);
+    }
+    if (n->ev.on_persistent) n->ev.on_persistent(n->ev.ud);
+}
+
+/* JS _updateNetworkState, after the optional firewall probe */
+static void fw_check_done(dht_node_t *n) {
+    struct fw_check *f = &n->fw;
+    f->active = 0;
+    int walk = f->walk;
+    int ok = 0;
+    if (n->firewalled) {
+        /* pass: enough replies on the server socket, same host, port == server port */
+        size_t need = f->ntargets >= 5 ? 3 : 1;
+        ok = f->count >= need && f->nat2.has_host && n->nat.has_host &&
+             memcmp(f->nat2.addr.host, n->nat.addr.host, 4) == 0 && f->nat2.addr.port != 0 &&
+             f->nat2.addr.port == n->server_port;
+        if (ok) {
+            n->firewalled = 0;
+            n->nat = f->nat2;
+            n->nsampled_from = 0;
+        }
+    } else {
+        ok = 1;
+    }
+    if (ok && !f->only_firewall && n->ephemeral && n->nat.has_host && n->nat.addr.port != 0)
+        become_persistent(n, &n->nat.addr);
+    if (walk == 1) {
+        if (ok) second_walk(n);
+        else bootstrap_done(n, 2);
+    }
+}
+
+static void fw_on_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
+                        const dht_addr_t *from, const uint8_t *vid) {
+    (void)r, (void)vid;
+    struct fw_check *f = &n->fw;
+    if (!f->active) return;
+    if (n->last_rx_sock == DHT_SOCK_SERVER) {
+        int seen = 0;
+        for (size_t i = 0; i < f->nhosts; i++) seen |= memcmp(f->hosts[i], from->host, 4) == 0;
+        if (seen) {
+            f->count++;
+            dht_nat_add(&f->nat2, &m->to);
+        }
+    }
+    if (--f->pending == 0) fw_check_done(n);
+}
+
+static void fw_on_fail(dht_node_t *n, dht_req_t *r, int err) {
+    (void)r, (void)err;
+    if (n->fw.active && --n->fw.pending == 0) fw_check_done(n);
+}
+
+static void start_fw_check(dht_node_t *n, int only_firewall, int walk) {
+    struct fw_check *f = &n->fw;
+    if (f->active) {
+        if (walk == 1) bootstrap_done(n, 2);
+        return;
+    }
+    memset(f, 0, sizeof *f);
+    f->active = 1;
+    f->only_firewall = only_firewall;
+    f->walk = walk;
+    dht_nat_init(&f->nat2);
+    if (!n->nat.has_host || n->nat.addr.port == 0 || (only_firewall && !n->firewalled)) {
+        f->active = 0;
+        if (walk == 1) bootstrap_done(n, 2);
+        return;
+    }
+    if (!n->firewalled) {
+        fw_check_done(n);
+        return;
+    }
+    dht_addr_t targets[5];
+    size_t nt = 0;
+    dht_table_node_t near[5];
+    size_t c = dht_table_closest(n->table, dht_table_id(n->table), near, 5);
+    for (size_t i = 0; i < c; i++) targets[nt++] = near[i].addr;
+    for (size_t i = 0; i < n->nbootstrap && nt < 5; i++) targets[nt++] = n->bootstrap[i];
+    uint8_t v[2] = {(uint8_t)(n->server_port & 0xff), (uint8_t)(n->server_port >> 8)};
+    for (size_t i = 0; i < nt; i++) {
+        if (request(n, &targets[i], NULL, 1, DHT_CMD_PING_NAT, NULL, v, 2, 1, fw_on_reply,
+                    fw_on_fail, NULL, 0))
+            f->pending++;
+    }
+    f->ntargets = f->pending;
+    if (f->pending == 0) {
+        f->active = 0;
+        if (walk == 1) bootstrap_done(n, 2);
+    }
+}
+
 static void bootstrap_done(dht_node_t *n, int walk) {
+    if (walk == 1 && !n->force_persistent && n->test_nat && n->firewalled) {
+        start_fw_check(n, 1, 1);
+        return;
+    }
     if (walk == 1 && n->force_persistent && n->ephemeral && n->nat.has_host &&
         n->nat.addr.port != 0 && !n->firewalled) {
         uint8_t id[32];
@@ -1137,6 +1290,15 @@ static void on_tick(dht_node_t *n, uint64_t now) {
     n->down_hints_sent = 0;
     dht_records_expire(n->records, now);
     if (!n->bootstrapped) return;
+    if (n->adaptive && n->ephemeral && --n->stable_ticks == 0) {
+        n->stable_ticks = MORE_STABLE_TICKS;
+        if (!(n->has_last_host && n->nat.has_host &&
+              memcmp(n->last_host, n->nat.addr.host, 4) == 0)) {
+            n->has_last_host = n->nat.has_host;
+            memcpy(n->last_host, n->nat.addr.host, 4);
+            start_fw_check(n, 0, 0);
+        }
+    }
     if ((n->tick & 7) == 0) ping_some(n);
     if (((n->tick & 63) == 0 && dht_table_size(n->table) < K) || --n->refresh_ticks == 0 ||
         n->refresh_ticks > REFRESH_TICKS)
@@ -1257,6 +1419,9 @@ dht_node_t *dht_node_new(const dht_node_opts_t *opts, const common_env_t *env,
     n->firewalled = opts->firewalled;
     n->allow_local = opts->allow_local;
     n->server_port = opts->server_port;
+    n->adaptive = opts->adaptive && opts->ephemeral;
+    n->quick_fw = !opts->no_quick_firewall;
+    n->stable_ticks = n->adaptive ? STABLE_TICKS : 0;
     n->concurrency = opts->concurrency ? opts->concurrency : 10;
     dht_nat_init(&n->nat);
     if (opts->public_addr) nat_add(n, opts->public_addr);
@@ -1318,6 +1483,7 @@ void dht_node_start(dht_node_t *n) {
 
 int dht_node_is_persistent(const dht_node_t *n) { return !n->ephemeral; }
 int dht_node_is_ready(const dht_node_t *n) { return n->bootstrapped; }
+int dht_node_is_firewalled(const dht_node_t *n) { return n->firewalled; }
 const uint8_t *dht_node_id(const dht_node_t *n) { return dht_table_id(n->table); }
 size_t dht_node_table_size(const dht_node_t *n) { return dht_table_size(n->table); }
 

@@ -69,6 +69,9 @@ typedef struct dht_node_opts {
     const dht_addr_t *public_addr; /* pre-seeded public address (bootstrapper), or NULL */
     uint16_t server_port;        /* local port of the server socket (PING_NAT value) */
     uint32_t concurrency;        /* 0 = 10 */
+    int adaptive;                /* with ephemeral = 1: become persistent after ~20 stable,
+                                    unfirewalled minutes (JS default for DHT nodes) */
+    int no_quick_firewall;       /* skip the PING_NAT probe + firewall check at bootstrap */
     size_t max_topics, max_records, max_routes; /* 0 = defaults of dht_records.h */
 } dht_node_opts_t;
 
@@ -87,6 +90,8 @@ uint64_t dht_node_next_deadline(const dht_node_t *n);
 
 int dht_node_is_persistent(const dht_node_t *n);
 int dht_node_is_ready(const dht_node_t *n);
+/** @brief 1 while requests go out from the client socket (firewall check not passed). */
+int dht_node_is_firewalled(const dht_node_t *n);
 /** @brief Own id (valid as a node id only when persistent). */
 const uint8_t *dht_node_id(const dht_node_t *n);
 /** @brief Public address as sampled (0 if unknown). */

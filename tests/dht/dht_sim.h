@@ -73,7 +73,7 @@ static void sim_init(sim_t *s) {
 }
 
 /* Add a persistent node; node 0 is the bootstrapper (pre-seeded address, no bootstrap). */
-static sim_node_t *sim_add(sim_t *s, int ephemeral) {
+static sim_node_t *sim_add(sim_t *s, int ephemeral, int adaptive) {
     if (s->n >= SIM_MAX) return NULL;
     sim_node_t *sn = &s->nodes[s->n];
     memset(sn, 0, sizeof *sn);
@@ -87,6 +87,7 @@ static sim_node_t *sim_add(sim_t *s, int ephemeral) {
     memset(&o, 0, sizeof o);
     o.ephemeral = ephemeral;
     o.firewalled = ephemeral;
+    o.adaptive = adaptive;
     o.allow_local = 1;
     o.server_port = me.port;
     if (s->n == 0) o.public_addr = &me;

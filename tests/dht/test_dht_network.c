@@ -38,7 +38,7 @@ static dht_keypair_t kps[TOPICS];
 static int build(test_ctx_t *test_ctx_) {
     sim_init(&sim);
     for (int i = 0; i < NODES; i++) {
-        sim_node_t *sn = sim_add(&sim, 0);
+        sim_node_t *sn = sim_add(&sim, 0, 0);
         if (!sn) {
             test_ctx_->failed = 1;
             return 0;
@@ -154,4 +154,48 @@ TEST(network_100_nodes) {
     sim_free(&sim);
 }
 
-TEST_MAIN(TEST_ENTRY(network_100_nodes))
+TEST(adaptive_node_passes_firewall_check_then_turns_persistent) {
+    ASSERT_TRUE(sodium_init() >= 0);
+    sim_init(&sim);
+    for (int i = 0; i < 10; i++) {
+        sim_node_t *sn = sim_add(&sim, 0, 0);
+        ASSERT_TRUE(sn != NULL);
+        ASSERT_TRUE(sim_run_until(&sim, &sn->ready, 60000));
+    }
+    sim_node_t *fixed = sim_add(&sim, 1, 0);    /* plain ephemeral client */
+    sim_node_t *adaptive = sim_add(&sim, 1, 1); /* JS-default style adaptive node */
+    ASSERT_TRUE(fixed && adaptive);
+    ASSERT_TRUE(sim_run_until(&sim, &fixed->ready, 60000));
+    ASSERT_TRUE(sim_run_until(&sim, &adaptive->ready, 60000));
+    /* PING_NAT replies reached the server socket: both are reachable, still ephemeral */
+    ASSERT_FALSE(dht_node_is_firewalled(adaptive->node));
+    ASSERT_FALSE(dht_node_is_persistent(adaptive->node));
+    ASSERT_FALSE(dht_node_is_persistent(fixed->node));
+    /* ~20 stable minutes later the adaptive one takes its id and serves storage */
+    sim_run_until(&sim, NULL, 22u * 60u * 1000u);
+    ASSERT_TRUE(dht_node_is_persistent(adaptive->node));
+    ASSERT_FALSE(dht_node_is_persistent(fixed->node));
+    uint8_t want[32];
+    dht_addr_t a = sim_addr(adaptive->idx);
+    dht_addr_id(&a, want);
+    ASSERT_MEM_EQ(dht_node_id(adaptive->node), want, 32);
+    /* others route to it: an announce from a plain node reaches it (12 nodes < k = 20) */
+    uint8_t topic[32], seed[32];
+    memset(topic, 0x5a, 32);
+    memset(seed, 0x33, 32);
+    dht_keypair_t kp;
+    dht_crypto_keypair_seed(&kp, seed);
+    lk_t l = {0};
+    ASSERT_TRUE(dht_announce(sim.nodes[3].node, topic, &kp, NULL, 0, on_done, &l) != NULL);
+    sim_run_until(&sim, &l.done, 60000);
+    ASSERT_OK(l.status);
+    dht_node_stats_t st;
+    dht_node_stats(adaptive->node, &st);
+    ASSERT_EQ_U64(st.records, 1);
+    dht_node_stats(fixed->node, &st);
+    ASSERT_EQ_U64(st.records, 0);
+    sim_free(&sim);
+}
+
+TEST_MAIN(TEST_ENTRY(network_100_nodes),
+          TEST_ENTRY(adaptive_node_passes_firewall_check_then_turns_persistent))

@@ -1314,10 +1314,12 @@ static void on_drain(dht_node_t *n) {
 
 void dht_node_run_timers(dht_node_t *n) {
     uint64_t now = now_ms(n);
-    if (now >= n->next_drain) {
+    /* catch up missed 750 ms slots (bounded) so token lifetimes follow the clock */
+    for (int i = 0; i < 32 && now >= n->next_drain; i++) {
         on_drain(n);
-        n->next_drain = now + DRAIN_MS;
+        n->next_drain += DRAIN_MS;
     }
+    if (now >= n->next_drain) n->next_drain = now + DRAIN_MS;
     if (now >= n->next_tick) {
         on_tick(n, now);
         n->next_tick = now + TICK_MS;

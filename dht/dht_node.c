@@ -1015,6 +1015,9 @@ static void second_walk(dht_node_t *n) {
 }
 
 static void become_persistent(dht_node_t *n, const dht_addr_t *pub) {
+    char as[24];
+    dht_ipv4_format(pub, as, sizeof as);
+    LOG_INFO(n->env->log, "dht", "persistent as %s (firewall check passed)", as);
     uint8_t id[32];
     dht_addr_id(pub, id);
     n->ephemeral = 0;
@@ -1037,6 +1040,8 @@ static void fw_check_done(dht_node_t *n) {
         ok = f->count >= need && f->nat2.has_host && n->nat.has_host &&
              memcmp(f->nat2.addr.host, n->nat.addr.host, 4) == 0 && f->nat2.addr.port != 0 &&
              f->nat2.addr.port == n->server_port;
+        LOG_DEBUG(n->env->log, "dht", "firewall check: %u/%u replies on the server socket, %s",
+                  f->count, f->ntargets, ok ? "reachable" : "firewalled");
         if (ok) {
             n->firewalled = 0;
             n->nat = f->nat2;
@@ -1134,6 +1139,9 @@ static void bootstrap_done(dht_node_t *n, int walk) {
         }
     }
     n->bootstrapped = 1;
+    LOG_DEBUG(n->env->log, "dht", "bootstrapped: %zu nodes in the table, %s, %s",
+              dht_table_size(n->table), n->ephemeral ? "ephemeral" : "persistent",
+              n->firewalled ? "firewalled" : "reachable");
     if (n->ev.on_ready) n->ev.on_ready(n->ev.ud);
 }
 

@@ -1291,6 +1291,12 @@ static void on_tick(dht_node_t *n, uint64_t now) {
         n->tick += 2 * OLD_NODE;
         n->tick += 8 - (n->tick & 7) - 2;
         n->refresh_ticks = 1;
+        n->has_last_host = 0;
+        if (n->adaptive) {
+            /* woke up from sleep: the network may have changed; re-earn persistence */
+            n->stable_ticks = MORE_STABLE_TICKS;
+            n->ephemeral = 1;
+        }
     } else {
         n->tick++;
     }

@@ -1625,3 +1625,31 @@ void dht_node_relay(dht_node_t *n, const dht_node_req_t *req, const dht_addr_t *
                     const uint8_t *value, size_t len) {
     send_relay(n, req->sock, req->msg, to, value, len);
 }
+
+int dht_node_add_bootstrap(dht_node_t *n, const dht_addr_t *a, const dht_addr_t *replaces) {
+    for (size_t i = 0; replaces && i < n->nbootstrap; i++) {
+        if (dht_ipv4_equal(&n->bootstrap[i], replaces)) {
+            n->bootstrap[i] = n->bootstrap[--n->nbootstrap];
+            break;
+        }
+    }
+    for (size_t i = 0; i < n->nbootstrap; i++)
+        if (dht_ipv4_equal(&n->bootstrap[i], a)) return COMMON_EEXIST;
+    if (n->nbootstrap >= DHT_NODE_MAX_BOOTSTRAP) return COMMON_ETOOBIG;
+    n->bootstrap[n->nbootstrap++] = *a;
+    if (!n->bootstrapped) {
+        /* join the running bootstrap walk */
+        for (dht_query_t *q = n->queries; q; q = q->next) {
+            if (!q->is_bootstrap || q->dead || q->finished || q->committing) continue;
+            uint8_t id[32];
+            dht_addr_id(a, id);
+            q_add_pending(q, a, id, NULL);
+            query_read_more(q);
+        }
+        reap_queries(n);
+    } else if (dht_table_size(n->table) == 0) {
+        refresh(n);
+        reap_queries(n);
+    }
+    return 0;
+}

@@ -132,6 +132,11 @@ dht_query_t *dht_unannounce(dht_node_t *n, const uint8_t topic[32], const dht_ke
 /** @brief Stop a query; no callback follows. */
 void dht_query_cancel(dht_query_t *q);
 
+/** @brief Add a bootstrap node (e.g. the DNS fallback of an unresponsive suggested IP,
+ *  which @p replaces, if non-NULL, is removed). A running bootstrap walk uses it at once.
+ *  @return 0, COMMON_EEXIST or COMMON_ETOOBIG. */
+int dht_node_add_bootstrap(dht_node_t *n, const dht_addr_t *a, const dht_addr_t *replaces);
+
 /** @brief Send one PING; @p cb gets 0 or COMMON_ETIMEDOUT. */
 int dht_node_ping(dht_node_t *n, const dht_addr_t *to, dht_done_cb cb, void *ud);
 

@@ -2,6 +2,7 @@
 /* libuv adapter for the dht_node core: see dht_node_uv.h. */
 #include "dht/dht_node_uv.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,17 @@ struct dht_node_uv {
     void (*close_cb)(void *);
     void *close_ud;
     uint8_t rbuf[DHT_RPC_MAX_PACKET + 64];
+    /* "ip@host:port" entries: ping the IP; if it does not answer, resolve the host */
+    struct fallback {
+        dht_node_uv_t *u;
+        uv_getaddrinfo_t gai;
+        char host[256];
+        dht_addr_t ip;
+        uint16_t port;
+        int resolving;
+    } fb[DHT_NODE_MAX_BOOTSTRAP];
+    size_t nfb;
+    int closed;
 };
 
 static void on_send_done(uv_udp_send_t *req, int status) {
@@ -93,12 +105,20 @@ static int sock_port(uv_udp_t *s, uint16_t *port) {
     return 0;
 }
 
-static int resolve(const char *entry, dht_addr_t *out) {
+static int resolve(dht_node_uv_t *u, const char *entry, dht_addr_t *out) {
     dht_bootstrap_entry_t e;
     if (dht_bootstrap_parse(entry, &e) != 0) return COMMON_EINVAL;
     if (e.has_ip) {
         memcpy(out->host, e.ip, 4);
         out->port = e.port;
+        dht_addr_t lit;
+        if (dht_ipv4_parse(e.host, e.port, &lit) != 0 && u->nfb < DHT_NODE_MAX_BOOTSTRAP) {
+            /* "ip@host:port": remember the host as a DNS fallback */
+            struct fallback *f = &u->fb[u->nfb++];
+            snprintf(f->host, sizeof f->host, "%s", e.host);
+            f->ip = *out;
+            f->port = e.port;
+        }
         return 0;
     }
     struct addrinfo hints, *res = NULL;
@@ -110,6 +130,42 @@ static int resolve(const char *entry, dht_addr_t *out) {
     out->port = e.port;
     freeaddrinfo(res);
     return 0;
+}
+
+static void close_step(dht_node_uv_t *u) {
+    if (--u->nclosing > 0) return;
+    void (*cb)(void *) = u->close_cb;
+    void *ud = u->close_ud;
+    dht_node_free(u->node);
+    free(u);
+    if (cb) cb(ud);
+}
+
+static void on_fb_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+    struct fallback *f = req->data;
+    dht_node_uv_t *u = f->u;
+    f->resolving = 0;
+    if (status == 0 && res && !u->closed) {
+        dht_addr_t a;
+        memcpy(a.host, &((struct sockaddr_in *)res->ai_addr)->sin_addr, 4);
+        a.port = f->port;
+        (void)dht_node_add_bootstrap(u->node, &a, &f->ip);
+    }
+    if (res) uv_freeaddrinfo(res);
+    if (u->closed) close_step(u);
+}
+
+static void on_fb_ping(void *ud, int status) {
+    struct fallback *f = ud;
+    dht_node_uv_t *u = f->u;
+    if (status == 0 || u->closed || f->resolving) return;
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_DGRAM;
+    f->gai.data = f;
+    if (uv_getaddrinfo(u->loop, &f->gai, on_fb_resolved, f->host, NULL, &hints) == 0)
+        f->resolving = 1;
 }
 
 dht_node_uv_t *dht_node_uv_new(uv_loop_t *loop, const dht_node_uv_opts_t *opts,
@@ -127,10 +183,10 @@ dht_node_uv_t *dht_node_uv_new(uv_loop_t *loop, const dht_node_uv_opts_t *opts,
     size_t nb = 0;
     if (!opts->bootstrap) {
         for (size_t i = 0; i < 3; i++)
-            if (resolve(dht_bootstrap_default[i], &boots[nb]) == 0) nb++;
+            if (resolve(u, dht_bootstrap_default[i], &boots[nb]) == 0) nb++;
     } else {
         for (size_t i = 0; i < opts->nbootstrap && nb < DHT_NODE_MAX_BOOTSTRAP; i++) {
-            e = resolve(opts->bootstrap[i], &boots[nb]);
+            e = resolve(u, opts->bootstrap[i], &boots[nb]);
             if (e) goto fail_nohandles;
             nb++;
         }
@@ -166,6 +222,10 @@ dht_node_uv_t *dht_node_uv_new(uv_loop_t *loop, const dht_node_uv_opts_t *opts,
     uv_udp_recv_start(&u->sock[1], on_alloc, on_recv);
     uv_prepare_start(&u->prepare, on_prepare);
     dht_node_start(u->node);
+    for (size_t i = 0; i < u->nfb; i++) {
+        u->fb[i].u = u;
+        (void)dht_node_ping(u->node, &u->fb[i].ip, on_fb_ping, &u->fb[i]);
+    }
     if (err) *err = 0;
     return u;
 fail:
@@ -190,20 +250,18 @@ int dht_node_uv_server_addr(dht_node_uv_t *u, dht_addr_t *out) {
     return 0;
 }
 
-static void on_closed(uv_handle_t *h) {
-    dht_node_uv_t *u = h->data;
-    if (--u->nclosing > 0) return;
-    void (*cb)(void *) = u->close_cb;
-    void *ud = u->close_ud;
-    dht_node_free(u->node);
-    free(u);
-    if (cb) cb(ud);
-}
+static void on_closed(uv_handle_t *h) { close_step(h->data); }
 
 void dht_node_uv_close(dht_node_uv_t *u, void (*cb)(void *ud), void *ud) {
     u->close_cb = cb;
     u->close_ud = ud;
+    u->closed = 1;
     u->nclosing = 4;
+    for (size_t i = 0; i < u->nfb; i++) {
+        if (!u->fb[i].resolving) continue;
+        u->nclosing++;
+        (void)uv_cancel((uv_req_t *)&u->fb[i].gai);
+    }
     uv_close((uv_handle_t *)&u->sock[0], on_closed);
     uv_close((uv_handle_t *)&u->sock[1], on_closed);
     uv_close((uv_handle_t *)&u->timer, on_closed);

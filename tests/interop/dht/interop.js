@@ -121,6 +121,10 @@ async function main () {
     check('C lookup finds the JS-announced record', lk.code === 0 && lk.lines.some((l) => l.startsWith('peer ' + hex(kp2.publicKey))), lk.lines.join('|'))
     check('C lookup decodes the relay address', lk.lines.some((l) => l.includes('127.0.0.1:4321')))
 
+    // --- "ip@host:port" bootstrap: the suggested IP does not answer, DNS (localhost) does
+    const fbk = await run(['lookup', hex(topic2), '--bootstrap', `127.0.0.2@localhost:${a.port}`])
+    check('ip@host bootstrap falls back to DNS when the suggested IP is silent', fbk.code === 0 && fbk.lines.some((l) => l.startsWith('peer ' + hex(kp2.publicKey))), fbk.lines.join('|'))
+
     // --- unannounce removes the record
     const un = await run(['unannounce', hex(topic1), '--seed', hex(seed1), '--bootstrap', boot])
     check('C unannounce completes', un.code === 0, un.lines.join('|'))

@@ -67,6 +67,7 @@ typedef struct app {
     uint64_t tn_nodes;
     const common_env_t *tn_env;
     char tn_boot[32];
+    char *tn_boot_list[1];
 } app_t;
 
 static void on_closed(void *ud) {
@@ -279,10 +280,9 @@ int main(int argc, char **argv) {
     if (tnmode) {
         /* N-1 more persistent nodes in this process, bootstrapping from the first */
         snprintf(a.tn_boot, sizeof a.tn_boot, "%s", as);
-        static char *boot1[1];
-        boot1[0] = a.tn_boot;
+        a.tn_boot_list[0] = a.tn_boot;
         dht_node_uv_opts_t to = uo;
-        to.bootstrap = boot1;
+        to.bootstrap = a.tn_boot_list;
         to.nbootstrap = 1;
         dht_node_events_t tev = {on_tn_ready, NULL, &a};
         a.tn_ready = 0;

@@ -7,10 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 build=${SWARMDVM_BUILD_DIR:-$root/build/release}
-if [[ ! -x $build/dht/dvm-dht ]]; then
+# (re)build dvm-dht: a no-op when up to date, never a stale binary
+if [[ ! -f $build/CMakeCache.txt ]]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$build" -j2 --target dvm-dht >/dev/null
 fi
+cmake --build "$build" -j2 --target dvm-dht >/dev/null
 bin=$build/dht/dvm-dht
 nodes=${DHT_BENCH_NODES:-100}
 lookups=${DHT_BENCH_LOOKUPS:-50}

@@ -7,10 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 build=${SWARMDVM_BUILD_DIR:-$root/build/asan}
-if [[ ! -x $build/dht/dvm-dht ]]; then
+# (re)build dvm-dht: a no-op when up to date, never a stale binary
+if [[ ! -f $build/CMakeCache.txt ]]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON -DWERROR=ON >/dev/null
-  cmake --build "$build" -j2 --target dvm-dht >/dev/null
 fi
+cmake --build "$build" -j2 --target dvm-dht >/dev/null
 if [[ ! -d tests/interop/node_modules/hyperdht ]]; then
   echo "dht: tests/interop/node_modules missing (run scripts/setup.sh)"; echo "dht: 0 passed, 1 failed"; exit 1
 fi

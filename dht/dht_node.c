@@ -405,7 +405,7 @@ static void on_lookup_req(dht_node_t *n, int sock, const dht_rpc_msg_t *m, const
     lr.bump = dht_records_bump(n->records, m->target);
     const dht_route_t *rt = dht_records_route_get(n->records, m->target, now);
     if (rt && lr.npeers < DHT_LOOKUP_MAX_PEERS) lr.peers[lr.npeers++] = rt->record;
-    uint8_t val[DHT_RPC_MAX_PACKET / 2];
+    uint8_t val[DHT_RPC_MAX_PACKET];
     int len = lr.npeers ? dht_lookup_reply_encode(&lr, val, sizeof val) : -1;
     reply_send(n, sock, from, m->tid, m->target, 1, 1, 0, len > 0 ? val : NULL,
                len > 0 ? (size_t)len : 0);

@@ -230,6 +230,44 @@ TEST(tokens_signatures_and_storage) {
     dht_node_free(F.node);
 }
 
+TEST(full_topic_lookup_fits_one_datagram) {
+    ASSERT_TRUE(fx_init(0));
+    uint8_t topic[32], id[32];
+    memset(topic, 8, 32);
+    dht_addr_id(&F.me, id);
+    for (int i = 0; i < 25; i++) {
+        ASSERT_EQ_U64(req(DHT_SOCK_SERVER, 1, 0, DHT_CMD_LOOKUP, topic, NULL, NULL, 0, NULL), 1);
+        dht_rpc_msg_t r;
+        ASSERT_OK(last(&r));
+        uint8_t token[32], seed[32];
+        memcpy(token, r.token, 32);
+        memset(seed, i + 1, 32);
+        dht_keypair_t kp;
+        dht_crypto_keypair_seed(&kp, seed);
+        dht_announce_t a;
+        memset(&a, 0, sizeof a);
+        a.has_peer = 1;
+        memcpy(a.peer.public_key, kp.pk, 32);
+        a.peer.nrelays = 3;
+        for (int j = 0; j < 3; j++) a.peer.relays[j] = (dht_addr_t){{10, 0, 0, (uint8_t)j}, 1000};
+        uint8_t signable[64], sig[64], val[256];
+        dht_announce_signable(0, topic, id, token, &a.peer, NULL, signable);
+        dht_crypto_sign(sig, signable, 64, kp.sk);
+        a.signature = sig;
+        int n = dht_announce_encode(&a, val, sizeof val);
+        ASSERT_EQ_U64(req(DHT_SOCK_SERVER, 2, 0, DHT_CMD_ANNOUNCE, topic, token, val, (size_t)n, NULL), 1);
+    }
+    ASSERT_EQ_U64(req(DHT_SOCK_SERVER, 3, 0, DHT_CMD_LOOKUP, topic, NULL, NULL, 0, NULL), 1);
+    dht_rpc_msg_t r;
+    ASSERT_OK(last(&r));
+    dht_lookup_reply_t lr;
+    ASSERT_OK(dht_lookup_reply_decode(r.value, r.value_len, &lr));
+    ASSERT_EQ_U64(lr.npeers, 20);
+    ASSERT_EQ_U64(lr.peers[0].nrelays, 3);
+    ASSERT_LE(F.cap.len[0], 1400); /* stays under a common path MTU */
+    dht_node_free(F.node);
+}
+
 TEST(ephemeral_refuses_storage_and_never_sends_id) {
     ASSERT_TRUE(fx_init(1));
     ASSERT_FALSE(dht_node_is_persistent(F.node));
@@ -271,5 +309,6 @@ TEST(ids_are_validated_and_requests_rate_limited) {
 
 TEST_MAIN(TEST_ENTRY(ping_reply_carries_id_only_on_server_socket),
           TEST_ENTRY(ping_nat_and_delayed_ping), TEST_ENTRY(tokens_signatures_and_storage),
+          TEST_ENTRY(full_topic_lookup_fits_one_datagram),
           TEST_ENTRY(ephemeral_refuses_storage_and_never_sends_id),
           TEST_ENTRY(ids_are_validated_and_requests_rate_limited))

@@ -184,6 +184,15 @@ async function main () {
       conn.destroy()
     } catch (e) { msg = 'error ' + e.message }
     check('JS client connects to a JS server through C relays (self-announce route + PEER_HANDSHAKE)', msg === 'hello from js via c', String(msg))
+    // storage on C nodes only: JS announce (signatures checked by C), JS lookup served by C
+    const topic6 = crypto.randomBytes(32)
+    const kp6 = DHT.keyPair()
+    await srvNode.announce(topic6, kp6, [{ host: '127.0.0.1', port: 7777 }]).finished()
+    const found6 = await jsLookup(cliNode, topic6)
+    check('JS announce + JS lookup over a C-only DHT (C nodes store and serve records)', found6.some((r) => r.pk === hex(kp6.publicKey) && r.relays.some((x) => x.port === 7777)), `found=${found6.length}`)
+    await srvNode.unannounce(topic6, kp6)
+    const found7 = await jsLookup(cliNode, topic6)
+    check('JS unannounce on C nodes removes the record', !found7.some((r) => r.pk === hex(kp6.publicKey)), `left=${found7.length}`)
     await server.close()
     ctn.kill()
 

@@ -43,6 +43,7 @@ struct dht_req {
     req_reply_fn on_reply;
     req_fail_fn on_fail;
     dht_query_t *q;        /* owning query or NULL */
+    dht_announcer_t *ann;  /* announcer this request reports to (holds a ref) */
     void *ud;              /* callback data for node-internal requests */
     dht_done_cb done;      /* dht_node_ping */
     dht_response_cb rcb;   /* dht_node_request */
@@ -61,7 +62,22 @@ typedef struct delayed {
     uint16_t tid;
 } delayed_t;
 
-typedef enum { Q_FIND_NODE, Q_LOOKUP, Q_FIND_PEER, Q_ANNOUNCE, Q_UNANNOUNCE } qkind_t;
+typedef enum { Q_FIND_NODE, Q_LOOKUP, Q_FIND_PEER, Q_ANNOUNCE, Q_UNANNOUNCE, Q_ANNOUNCER } qkind_t;
+
+enum { ANN_WALK, ANN_COMMIT, ANN_IDLE, ANN_PINGING, ANN_STOPPING, ANN_DONE };
+struct dht_announcer {
+    dht_announcer_t *next;
+    dht_node_t *node;
+    dht_keypair_t kp;
+    uint8_t target[32];
+    int state, refresh, stopped;
+    uint32_t refs, pending, ok, iter;
+    uint64_t next_at;
+    dht_addr_t relays[3], fresh[3], addrs[3];
+    size_t nrelays, nfresh, naddrs;
+    dht_relays_cb cb;
+    void *ud;
+};
 
 typedef struct q_seen {
     dht_addr_t addr;
@@ -107,6 +123,7 @@ struct dht_query {
     void *ud;
     int is_bootstrap; /* 1: first walk, 2: second walk after taking the persistent id */
     int starting, deferred, deferred_status;
+    dht_announcer_t *ann;
 };
 
 struct dht_node {
@@ -131,6 +148,7 @@ struct dht_node {
     dht_req_t *reqs;
     size_t nreqs;
     dht_query_t *queries;
+    dht_announcer_t *announcers;
     delayed_t delayed[MAX_DELAYED];
     size_t ndelayed;
     uint32_t tick, refresh_ticks, repinging, checks, down_hints_sent;
@@ -961,9 +979,15 @@ static void q_send_unannounce(dht_query_t *q, const dht_addr_t *to, const uint8_
     }
 }
 
+static void ann_on_walk(dht_query_t *q);
+
 static void q_flush(dht_query_t *q) {
     if (q->committing) return;
     q->committing = 1;
+    if (q->kind == Q_ANNOUNCER) {
+        ann_on_walk(q);
+        return;
+    }
     if (q->kind == Q_ANNOUNCE) {
         for (size_t i = 0; i < q->nclosest; i++) {
             if (!q->closest[i].has_token) continue;
@@ -1166,8 +1190,22 @@ static void query_finish(dht_query_t *q, int status) {
     }
 }
 
+static void ann_free(dht_announcer_t *a) {
+    sodium_memzero(&a->kp, sizeof a->kp);
+    free(a);
+}
+
 static void reap_queries(dht_node_t *n) {
     if (n->in_callback) return;
+    for (dht_announcer_t **ap = &n->announcers; *ap;) {
+        dht_announcer_t *a = *ap;
+        if (a->state == ANN_DONE && a->refs == 0) {
+            *ap = a->next;
+            ann_free(a);
+        } else {
+            ap = &a->next;
+        }
+    }
     dht_query_t **pp = &n->queries;
     while (*pp) {
         dht_query_t *q = *pp;
@@ -1326,6 +1364,8 @@ static void on_drain(dht_node_t *n) {
         if (r->queued) req_transmit(n, r);
 }
 
+static void ann_run_timers(dht_node_t *n, uint64_t now);
+
 void dht_node_run_timers(dht_node_t *n) {
     uint64_t now = now_ms(n);
     /* catch up missed 750 ms slots (bounded) so token lifetimes follow the clock */
@@ -1383,6 +1423,7 @@ void dht_node_run_timers(dht_node_t *n) {
             if (due->q && !due->q->dead) query_read_more(due->q);
         }
     }
+    ann_run_timers(n, now);
     for (dht_query_t *q = n->queries; q; q = q->next) {
         if (!q->deferred) continue;
         q->deferred = 0;
@@ -1396,6 +1437,8 @@ uint64_t dht_node_next_deadline(const dht_node_t *n) {
     uint64_t d = n->next_drain < n->next_tick ? n->next_drain : n->next_tick;
     for (const dht_query_t *q = n->queries; q; q = q->next)
         if (q->deferred) return 0;
+    for (const dht_announcer_t *a = n->announcers; a; a = a->next)
+        if ((a->state == ANN_IDLE || a->state == ANN_DONE) && a->next_at < d) d = a->next_at;
     for (size_t i = 0; i < n->ndelayed; i++)
         if (n->delayed[i].at < d) d = n->delayed[i].at;
     for (const dht_req_t *r = n->reqs; r; r = r->next)
@@ -1467,6 +1510,11 @@ fail:
 
 void dht_node_free(dht_node_t *n) {
     if (!n) return;
+    while (n->announcers) {
+        dht_announcer_t *a = n->announcers;
+        n->announcers = a->next;
+        ann_free(a);
+    }
     while (n->queries) {
         dht_query_t *q = n->queries;
         n->queries = q->next;
@@ -1652,4 +1700,261 @@ int dht_node_add_bootstrap(dht_node_t *n, const dht_addr_t *a, const dht_addr_t 
         reap_queries(n);
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------ announcer */
+
+#define ANN_PING_MS 3000u
+#define ANN_ITERS 100u /* ~5 minutes of 3 s pings between full re-announces */
+
+static void ann_update(dht_announcer_t *a);
+static void ann_maybe_done(dht_announcer_t *a);
+
+static dht_req_t *ann_request(dht_announcer_t *a, const dht_addr_t *to, const uint8_t *token,
+                              int internal, uint64_t cmd, const uint8_t *value, size_t len,
+                              req_reply_fn on_reply, req_fail_fn on_fail) {
+    dht_req_t *r = request(a->node, to, token, internal, cmd, internal ? NULL : a->target, value,
+                           len, value != NULL, on_reply, on_fail, NULL, 0);
+    if (r) {
+        r->ann = a;
+        a->refs++;
+    }
+    return r;
+}
+
+static int ann_sign_value(dht_announcer_t *a, int unannounce, const uint8_t id[32],
+                          const uint8_t token[32], uint8_t *val, size_t cap) {
+    dht_announce_t v;
+    memset(&v, 0, sizeof v);
+    v.has_peer = 1;
+    memcpy(v.peer.public_key, a->kp.pk, 32);
+    uint8_t signable[64], sig[64];
+    if (dht_announce_signable(unannounce, a->target, id, token, &v.peer, NULL, signable) != 0)
+        return -1;
+    dht_crypto_sign(sig, signable, 64, a->kp.sk);
+    v.signature = sig;
+    return dht_announce_encode(&v, val, cap);
+}
+
+static void ann_unref(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
+                      const dht_addr_t *from, const uint8_t *vid) {
+    (void)n, (void)m, (void)from, (void)vid;
+    r->ann->refs--;
+    ann_maybe_done(r->ann);
+}
+
+static void ann_unref_fail(dht_node_t *n, dht_req_t *r, int err) {
+    (void)n, (void)err;
+    r->ann->refs--;
+    ann_maybe_done(r->ann);
+}
+
+/* unannounce chain: FIND_PEER for a fresh token, then a signed UNANNOUNCE */
+static void ann_unann_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
+                            const dht_addr_t *from, const uint8_t *vid) {
+    (void)n;
+    dht_announcer_t *a = r->ann;
+    a->refs--;
+    if (m->token && vid && m->value) {
+        uint8_t val[256];
+        int len = ann_sign_value(a, 1, vid, m->token, val, sizeof val);
+        if (len > 0)
+            (void)ann_request(a, from, m->token, 0, DHT_CMD_UNANNOUNCE, val, (size_t)len,
+                              ann_unref, ann_unref_fail);
+    }
+    ann_maybe_done(a);
+}
+
+static void ann_unannounce(dht_announcer_t *a, const dht_addr_t *to) {
+    (void)ann_request(a, to, NULL, 0, DHT_CMD_FIND_PEER, NULL, 0, ann_unann_reply, ann_unref_fail);
+}
+
+static void ann_maybe_done(dht_announcer_t *a) {
+    if (a->state == ANN_STOPPING && a->refs == 0) a->state = ANN_DONE;
+}
+
+static void ann_publish(dht_announcer_t *a) {
+    dht_node_t *n = a->node;
+    dht_addr_t old[3];
+    size_t nold = a->nrelays;
+    memcpy(old, a->relays, sizeof old);
+    memcpy(a->relays, a->fresh, sizeof a->relays);
+    a->nrelays = a->nfresh;
+    /* relayAddresses: our own address first when reachable, then the relays */
+    a->naddrs = 0;
+    if (!n->firewalled && n->nat.has_host && n->nat.addr.port != 0 &&
+        n->nat.addr.port == n->server_port)
+        a->addrs[a->naddrs++] = n->nat.addr;
+    for (size_t i = 0; i < a->nrelays && a->naddrs < 3; i++) a->addrs[a->naddrs++] = a->relays[i];
+    for (size_t i = 0; i < nold; i++) {
+        int kept = 0;
+        for (size_t j = 0; j < a->nrelays; j++) kept |= dht_ipv4_equal(&old[i], &a->relays[j]);
+        if (!kept) ann_unannounce(a, &old[i]);
+    }
+    a->state = ANN_IDLE;
+    a->iter = 0;
+    a->refresh = 0;
+    a->next_at = now_ms(n) + ANN_PING_MS;
+    if (a->cb && !a->stopped) {
+        n->in_callback++;
+        a->cb(a->ud, a->addrs, a->naddrs);
+        n->in_callback--;
+    }
+}
+
+static void ann_commit_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
+                             const dht_addr_t *from, const uint8_t *vid) {
+    (void)n, (void)vid;
+    dht_announcer_t *a = r->ann;
+    a->refs--;
+    if (a->stopped) {
+        ann_maybe_done(a);
+        return;
+    }
+    if (m->error == 0 && a->nfresh < 3) a->fresh[a->nfresh++] = *from;
+    if (--a->pending == 0) ann_publish(a);
+}
+
+static void ann_commit_fail(dht_node_t *n, dht_req_t *r, int err) {
+    (void)n, (void)err;
+    dht_announcer_t *a = r->ann;
+    a->refs--;
+    if (a->stopped) {
+        ann_maybe_done(a);
+        return;
+    }
+    if (--a->pending == 0) ann_publish(a);
+}
+
+static void ann_on_walk(dht_query_t *q) {
+    dht_announcer_t *a = q->ann;
+    q->dead = 1; /* internal query: no user callback */
+    q->ann = NULL;
+    if (!a || a->stopped) return;
+    a->state = ANN_COMMIT;
+    a->nfresh = 0;
+    a->pending = 0;
+    for (size_t i = 0; i < q->nclosest && a->pending < 3; i++) {
+        if (!q->closest[i].has_token) continue;
+        uint8_t val[256];
+        int len = ann_sign_value(a, 0, q->closest[i].id, q->closest[i].token, val, sizeof val);
+        if (len < 0) continue;
+        if (ann_request(a, &q->closest[i].addr, q->closest[i].token, 0, DHT_CMD_ANNOUNCE, val,
+                        (size_t)len, ann_commit_reply, ann_commit_fail))
+            a->pending++;
+    }
+    if (a->pending == 0) ann_publish(a);
+}
+
+static void ann_update(dht_announcer_t *a) {
+    dht_node_t *n = a->node;
+    dht_query_t *q = query_new(n, Q_ANNOUNCER, a->target, 0, DHT_CMD_FIND_PEER);
+    if (!q) {
+        a->state = ANN_IDLE;
+        a->next_at = now_ms(n) + ANN_PING_MS;
+        return;
+    }
+    q->ann = a;
+    a->state = ANN_WALK;
+    query_start(q);
+}
+
+static void ann_ping_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
+                           const dht_addr_t *from, const uint8_t *vid) {
+    (void)m, (void)from, (void)vid;
+    dht_announcer_t *a = r->ann;
+    a->refs--;
+    if (a->stopped) {
+        ann_maybe_done(a);
+        return;
+    }
+    a->ok++;
+    if (--a->pending == 0) {
+        a->state = ANN_IDLE;
+        a->iter++;
+        a->next_at = now_ms(n) + ANN_PING_MS;
+    }
+}
+
+static void ann_ping_fail(dht_node_t *n, dht_req_t *r, int err) {
+    (void)err;
+    dht_announcer_t *a = r->ann;
+    a->refs--;
+    if (a->stopped) {
+        ann_maybe_done(a);
+        return;
+    }
+    if (--a->pending == 0) {
+        size_t need = a->nrelays < 3 ? a->nrelays : 3;
+        if (a->ok < need) a->refresh = 1; /* lost relays: re-announce now */
+        a->state = ANN_IDLE;
+        a->iter++;
+        a->next_at = a->refresh ? now_ms(n) : now_ms(n) + ANN_PING_MS;
+    }
+}
+
+static void ann_run_timers(dht_node_t *n, uint64_t now) {
+    for (dht_announcer_t *a = n->announcers; a; a = a->next) {
+        if (a->state != ANN_IDLE || a->stopped || a->next_at > now || !n->bootstrapped) continue;
+        if (a->refresh || a->iter >= ANN_ITERS || a->nrelays == 0) {
+            ann_update(a);
+            continue;
+        }
+        a->state = ANN_PINGING;
+        a->pending = 0;
+        a->ok = 0;
+        for (size_t i = 0; i < a->nrelays; i++)
+            if (ann_request(a, &a->relays[i], NULL, 1, DHT_CMD_PING, NULL, 0, ann_ping_reply,
+                            ann_ping_fail))
+                a->pending++;
+        if (a->pending == 0) {
+            a->state = ANN_IDLE;
+            a->refresh = 1;
+            a->next_at = now + ANN_PING_MS;
+        }
+    }
+}
+
+dht_announcer_t *dht_announcer_start(dht_node_t *n, const dht_keypair_t *kp, dht_relays_cb cb,
+                                     void *ud) {
+    dht_announcer_t *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->node = n;
+    a->kp = *kp;
+    dht_crypto_target(kp->pk, a->target);
+    a->cb = cb;
+    a->ud = ud;
+    a->state = ANN_IDLE;
+    a->next_at = 0; /* first update on the next timer run once bootstrapped */
+    a->next = n->announcers;
+    n->announcers = a;
+    return a;
+}
+
+size_t dht_announcer_relay_addresses(const dht_announcer_t *a, dht_addr_t out[3]) {
+    memcpy(out, a->addrs, a->naddrs * sizeof *out);
+    return a->naddrs;
+}
+
+void dht_announcer_refresh(dht_announcer_t *a) {
+    if (a->stopped) return;
+    a->refresh = 1;
+    if (a->state == ANN_IDLE) a->next_at = 0;
+}
+
+void dht_announcer_stop(dht_announcer_t *a) {
+    if (!a || a->stopped) return;
+    dht_node_t *n = a->node;
+    a->stopped = 1;
+    a->cb = NULL;
+    for (dht_query_t *q = n->queries; q; q = q->next)
+        if (q->ann == a) {
+            q->ann = NULL;
+            q->dead = 1;
+        }
+    a->state = ANN_STOPPING;
+    for (size_t i = 0; i < a->nrelays; i++) ann_unannounce(a, &a->relays[i]);
+    a->nrelays = 0;
+    ann_maybe_done(a);
+    reap_queries(n);
 }

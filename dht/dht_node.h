@@ -140,6 +140,28 @@ int dht_node_add_bootstrap(dht_node_t *n, const dht_addr_t *a, const dht_addr_t 
 /** @brief Send one PING; @p cb gets 0 or COMMON_ETIMEDOUT. */
 int dht_node_ping(dht_node_t *n, const dht_addr_t *to, dht_done_cb cb, void *ud);
 
+/* ---- announcer (§4.3): how a server becomes reachable ---- */
+
+typedef struct dht_announcer dht_announcer_t;
+/** The relay addresses to put in topic announces changed (own address first when reachable,
+ *  then the relays that hold our route; at most 3). */
+typedef void (*dht_relays_cb)(void *ud, const dht_addr_t *addrs, size_t n);
+/**
+ * @brief Keep a route to us on the 3 nodes closest to BLAKE2b(kp->pk): FIND_PEER walk, signed
+ * self-ANNOUNCE to the 3 closest, PING them every 3 s (re-announce when fewer than 3
+ * answer), re-run about every 5 minutes and UNANNOUNCE relays that dropped out.
+ * The handle stays valid until dht_announcer_stop(). @p kp is copied.
+ */
+dht_announcer_t *dht_announcer_start(dht_node_t *n, const dht_keypair_t *kp, dht_relays_cb cb,
+                                     void *ud);
+/** @brief Current relay addresses (up to 3). */
+size_t dht_announcer_relay_addresses(const dht_announcer_t *a, dht_addr_t out[3]);
+/** @brief Re-run the walk and announce now (e.g. after a network change). */
+void dht_announcer_refresh(dht_announcer_t *a);
+/** @brief Stop: no more callbacks; relays are unannounced in the background, after which the
+ *  node frees the announcer. */
+void dht_announcer_stop(dht_announcer_t *a);
+
 /* ---- hooks and raw requests for the connect layer (handshakes, holepunch) ---- */
 
 /** An incoming non-internal request, offered to the owner's hook first (borrowed). */

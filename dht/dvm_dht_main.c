@@ -7,6 +7,8 @@
  *   dvm-dht find-peer PK_HEX          same for FIND_PEER
  *   dvm-dht announce TOPIC_HEX --seed SEED_HEX [--relay ip:port ...]
  *   dvm-dht unannounce TOPIC_HEX --seed SEED_HEX
+ *   dvm-dht serve --seed SEED_HEX     keep our route on 3 relays (announcer); "relays ..."
+ *   dvm-dht testnet --nodes N         N persistent nodes in one process
  * The node prints "listening <ip:port>" on stdout once bound, "persistent <id>" and
  * "ready" as they happen. Client commands run an ephemeral node and exit 0 on success. */
 #include <signal.h>
@@ -68,6 +70,7 @@ typedef struct app {
     const common_env_t *tn_env;
     char tn_boot[32];
     char *tn_boot_list[1];
+    dht_announcer_t *ann;
 } app_t;
 
 static void on_closed(void *ud) {
@@ -82,6 +85,8 @@ static void on_tn_closed(void *ud) { (void)ud; }
 static void shutdown_app(app_t *a, int status) {
     if (a->closing) return;
     a->closing = 1;
+    if (a->ann) dht_announcer_stop(a->ann);
+    a->ann = NULL;
     a->status = status;
     for (size_t i = 0; i < a->ntn; i++) dht_node_uv_close(a->tn[i], on_tn_closed, NULL);
     dht_node_uv_close(a->u, on_closed, a);
@@ -142,6 +147,18 @@ static void on_done(void *ud, int status) {
     shutdown_app(a, status ? 1 : 0);
 }
 
+static void on_relays(void *ud, const dht_addr_t *addrs, size_t n) {
+    (void)ud;
+    printf("relays");
+    for (size_t i = 0; i < n; i++) {
+        char s[24];
+        dht_ipv4_format(&addrs[i], s, sizeof s);
+        printf(" %s", s);
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
 static void on_ready(void *ud) {
     app_t *a = ud;
     if (!a->done_lookups) {
@@ -159,6 +176,11 @@ static void on_ready(void *ud) {
     else if (strcmp(a->cmd, "announce") == 0)
         q = dht_announce(n, a->arg, &a->kp, a->relays, a->nrelays, on_done, a);
     else if (strcmp(a->cmd, "unannounce") == 0) q = dht_unannounce(n, a->arg, &a->kp, on_done, a);
+    else if (strcmp(a->cmd, "serve") == 0) {
+        a->ann = dht_announcer_start(n, &a->kp, on_relays, a);
+        if (!a->ann) shutdown_app(a, 1);
+        return;
+    }
     if (!q) shutdown_app(a, 1);
 }
 
@@ -181,8 +203,8 @@ static void on_persistent(void *ud) {
 int main(int argc, char **argv) {
     static const common_prog_desc_t desc = {
         .name = "dvm-dht",
-        .usage = "dvm-dht [options] [testnet | lookup TOPIC | find-peer PK | announce TOPIC | unannounce "
-                 "TOPIC]",
+        .usage = "dvm-dht [options] [testnet | serve | lookup TOPIC | find-peer PK | announce TOPIC "
+                 "| unannounce TOPIC]",
         .description =
             "A standalone Hyperswarm-compatible DHT node (dht-rpc + hyperdht records), "
             "persistent by default and usable as the bootstrap of a private or test network. "
@@ -202,6 +224,17 @@ int main(int argc, char **argv) {
     if (cfg.npos > 0) {
         a.cmd = cfg.pos[0];
         if (strcmp(a.cmd, "testnet") == 0) goto testnet;
+        if (strcmp(a.cmd, "serve") == 0) {
+            uint8_t seed[32];
+            const char *sd = common_cfg_str(&cfg, "seed");
+            if (cfg.npos != 1 || !sd || common_hex_decode_exact(sd, seed, 32) != 0) {
+                fprintf(stderr, "dvm-dht: serve needs --seed with 64 hex digits\n");
+                goto out;
+            }
+            dht_crypto_keypair_seed(&a.kp, seed);
+            sodium_memzero(seed, sizeof seed);
+            goto serve;
+        }
         if (strcmp(a.cmd, "lookup") && strcmp(a.cmd, "find-peer") && strcmp(a.cmd, "announce") &&
             strcmp(a.cmd, "unannounce")) {
             fprintf(stderr, "dvm-dht: unknown command '%s'\n", a.cmd);
@@ -235,6 +268,7 @@ int main(int argc, char **argv) {
     testnet:
         a.tn_nodes = common_cfg_u64(&cfg, "nodes");
     }
+serve:
     a.repeat = common_cfg_u64(&cfg, "repeat");
     char *const *bl;
     size_t nb = common_cfg_list(&cfg, "bootstrap", &bl);
@@ -306,7 +340,8 @@ int main(int argc, char **argv) {
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
     uv_timer_init(a.loop, &a.deadline);
     a.deadline.data = &a;
-    if (a.cmd) uv_timer_start(&a.deadline, on_deadline, common_cfg_u64(&cfg, "timeout"), 0);
+    if (a.cmd && strcmp(a.cmd, "serve") != 0)
+        uv_timer_start(&a.deadline, on_deadline, common_cfg_u64(&cfg, "timeout"), 0);
     else uv_unref((uv_handle_t *)&a.deadline);
     uv_run(a.loop, UV_RUN_DEFAULT);
     uv_loop_close(a.loop);

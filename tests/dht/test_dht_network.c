@@ -197,5 +197,70 @@ TEST(adaptive_node_passes_firewall_check_then_turns_persistent) {
     sim_free(&sim);
 }
 
-TEST_MAIN(TEST_ENTRY(network_100_nodes),
+typedef struct relays_seen {
+    int calls;
+    dht_addr_t addrs[3];
+    size_t n;
+} relays_seen_t;
+
+static void on_relays(void *ud, const dht_addr_t *addrs, size_t n) {
+    relays_seen_t *r = ud;
+    r->calls++;
+    r->n = n;
+    memcpy(r->addrs, addrs, n * sizeof *addrs);
+}
+
+static int find_peer_found(int from_node, const dht_keypair_t *kp) {
+    lk_t f = {kp->pk, 0, 0, 0};
+    if (!dht_find_peer(sim.nodes[from_node].node, kp->pk, on_peer, on_done, &f)) return -1;
+    sim_run_until(&sim, &f.done, 120000);
+    return f.found;
+}
+
+TEST(announcer_keeps_three_relays) {
+    ASSERT_TRUE(sodium_init() >= 0);
+    sim_init(&sim);
+    for (int i = 0; i < 30; i++) {
+        sim_node_t *sn = sim_add(&sim, 0, 0);
+        ASSERT_TRUE(sn != NULL);
+        ASSERT_TRUE(sim_run_until(&sim, &sn->ready, 60000));
+    }
+    sim_node_t *srv = sim_add(&sim, 1, 0); /* an ephemeral server, like a Hyperswarm peer */
+    ASSERT_TRUE(srv && sim_run_until(&sim, &srv->ready, 60000));
+    uint8_t seed[32];
+    memset(seed, 0x61, 32);
+    dht_keypair_t kp;
+    dht_crypto_keypair_seed(&kp, seed);
+    relays_seen_t rs;
+    memset(&rs, 0, sizeof rs);
+    dht_announcer_t *a = dht_announcer_start(srv->node, &kp, on_relays, &rs);
+    ASSERT_TRUE(a != NULL);
+    sim_run_until(&sim, &rs.calls, 60000);
+    ASSERT_EQ_U64(rs.calls, 1);
+    /* the server is reachable (firewall check passed), so its own address comes first */
+    dht_addr_t me = sim_addr(srv->idx);
+    ASSERT_EQ_U64(rs.n, 3);
+    ASSERT_TRUE(dht_ipv4_equal(&rs.addrs[0], &me));
+    ASSERT_EQ_U64(find_peer_found(4, &kp), 1);
+    /* kill one relay: the 3 s pings notice, the announcer re-announces */
+    dht_addr_t relays[3];
+    size_t nr = dht_announcer_relay_addresses(a, relays);
+    ASSERT_EQ_U64(nr, 3);
+    int victim = (relays[1].port - SIM_BASE_PORT) / 2;
+    sim.nodes[victim].dead = 1;
+    int before = rs.calls;
+    sim_run_until(&sim, NULL, 30000);
+    ASSERT_GT(rs.calls, before);
+    nr = dht_announcer_relay_addresses(a, relays);
+    for (size_t i = 0; i < nr; i++) ASSERT_TRUE(relays[i].port != sim_addr(victim).port);
+    ASSERT_EQ_U64(find_peer_found(4, &kp), 1);
+    /* stop: the relays are unannounced */
+    dht_announcer_stop(a);
+    sim_run_until(&sim, NULL, 20000);
+    ASSERT_EQ_U64(find_peer_found(4, &kp), 0);
+    dht_crypto_keypair_wipe(&kp);
+    sim_free(&sim);
+}
+
+TEST_MAIN(TEST_ENTRY(network_100_nodes), TEST_ENTRY(announcer_keeps_three_relays),
           TEST_ENTRY(adaptive_node_passes_firewall_check_then_turns_persistent))

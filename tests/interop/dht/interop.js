@@ -121,6 +121,17 @@ async function main () {
     check('C lookup finds the JS-announced record', lk.code === 0 && lk.lines.some((l) => l.startsWith('peer ' + hex(kp2.publicKey))), lk.lines.join('|'))
     check('C lookup decodes the relay address', lk.lines.some((l) => l.includes('127.0.0.1:4321')))
 
+    // --- C announcer (self-announce to the 3 closest): JS findPeer gets the route record
+    const seedS = crypto.randomBytes(32)
+    const kpS = DHT.keyPair(seedS)
+    const srv = run(['serve', '--seed', hex(seedS), '--bootstrap', boot], { wait: false })
+    const rl = await srv.waitLine(/^relays /).catch(() => '')
+    check('C announcer publishes 3 relay addresses', rl.split(' ').length === 4, rl)
+    let fpFound = false
+    for await (const r of client.findPeer(kpS.publicKey)) if (r.peer && hex(r.peer.publicKey) === hex(kpS.publicKey)) fpFound = true
+    check('JS findPeer finds the C self-announce (JS/C relays verified the signature)', fpFound)
+    srv.kill()
+
     // --- "ip@host:port" bootstrap: the suggested IP does not answer, DNS (localhost) does
     const fbk = await run(['lookup', hex(topic2), '--bootstrap', `127.0.0.2@localhost:${a.port}`])
     check('ip@host bootstrap falls back to DNS when the suggested IP is silent', fbk.code === 0 && fbk.lines.some((l) => l.startsWith('peer ' + hex(kp2.publicKey))), fbk.lines.join('|'))

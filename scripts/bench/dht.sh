@@ -24,6 +24,7 @@ js=$(timeout 170 node tests/interop/dht/bench.js "$nodes" "$lookups")
 echo "$js"
 js_ms=$(awk '{print $2}' <<<"$js")
 
+: >"$tmp/tn.out"
 "$bin" testnet --nodes "$nodes" --host 127.0.0.1 --allow-local --bootstrap none \
   --log-level warn >"$tmp/tn.out" 2>&1 &
 pid=$!

@@ -17,11 +17,26 @@ nodes=${DHT_BENCH_NODES:-100}
 lookups=${DHT_BENCH_LOOKUPS:-50}
 tmp=$(mktemp -d)
 pid=
-cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
+jspid=
+cleanup() {
+  [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
+  [[ -n $jspid ]] && kill "$jspid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
 trap cleanup EXIT INT TERM
 
-js=$(timeout 170 node tests/interop/dht/bench.js "$nodes" "$lookups")
-echo "$js"
+# JS: testnet process + separate client process (the C side is run the same way)
+: >"$tmp/js.out"
+node tests/interop/dht/bench.js testnet "$nodes" >"$tmp/js.out" 2>&1 &
+jspid=$!
+for _ in $(seq 1 600); do grep -q '^rss_kb' "$tmp/js.out" && break; sleep 0.1; done
+grep -q '^rss_kb' "$tmp/js.out" || { echo "dht bench: JS testnet did not come up"; exit 1; }
+jsport=$(awk '/^js_boot/{print $2}' "$tmp/js.out")
+js_rss=$(awk '/^rss_kb/{print $2}' "$tmp/js.out")
+js=$(timeout 170 node tests/interop/dht/bench.js client "$jsport" "$lookups")
+kill "$jspid" 2>/dev/null || true
+wait "$jspid" 2>/dev/null || true
+echo "$js rss_per_node_kb $((js_rss / nodes)) (one process, $nodes nodes, ${js_rss} kB)"
 js_ms=$(awk '{print $2}' <<<"$js")
 
 : >"$tmp/tn.out"
@@ -41,5 +56,5 @@ found=$(grep -c '^peer ' "$tmp/c.out" || true)
 c_ms=$(awk '/^lookup_ms/{print $2}' "$tmp/c.out" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
 c_msgs=$(awk '/^lookup_ms/{s+=$3; n++} END{printf "%.1f", s/n}' "$tmp/c.out")
 echo "c_lookup_ms $c_ms $c_msgs rss_per_node_kb $((rss_kb / nodes)) (one process, $nodes nodes, ${rss_kb} kB) records_found=$found/$lookups"
-echo "note: medians over $lookups lookups; second field = requests sent per lookup; loopback, shared 2-core machine"
+echo "note: medians over $lookups lookups from an ephemeral client in its own process; second field = requests sent per lookup; RSS of the whole testnet process / nodes; loopback, shared 2-core machine (noisy)"
 awk -v c="$c_ms" -v j="$js_ms" 'BEGIN{printf "dht_lookup_ms_ratio_c_over_js=%.3f\n", c/j}'

@@ -3,7 +3,8 @@
 // output lines as sstream_peer.c:
 //   node peer.js listen [opts]        prints "LISTEN <port>", serves one connection
 //   node peer.js connect PORT [opts]
-//   opts: --small N --big BYTES --bench BYTES --chunk N --timeout S
+//   opts: --small N --big BYTES --bench BYTES --chunk N --idle MS --timeout S
+// Exchange results also report raw_read: encrypted data-frame bytes read (incl. keep-alives).
 'use strict'
 const path = require('path')
 const net = require('net')
@@ -15,7 +16,7 @@ const mode = args.shift()
 let port = 0
 if (mode === 'connect') port = Number(args.shift())
 else if (mode !== 'listen') { console.error('usage: peer.js listen|connect PORT [opts]'); process.exit(2) }
-const opt = { small: 10000, big: 4 << 20, bench: 0, chunk: 65536, timeout: 120 }
+const opt = { small: 10000, big: 4 << 20, bench: 0, chunk: 65536, timeout: 120, idle: 0 }
 while (args.length) {
   const k = args.shift().replace(/^--/, '')
   if (!(k in opt)) { console.error('unknown option ' + k); process.exit(2) }
@@ -26,7 +27,7 @@ const sentSha = crypto.createHash('sha256')
 const recvSha = crypto.createHash('sha256')
 let sentBytes = 0; let recvBytes = 0; let recvLines = 0; let expectSeq = 0; let smallBad = 0; let bigOk = 0
 let curLen = 0; let curPrefix = ''
-let status = 'ok'; let remote = ''; let local = ''; let t0 = 0n; let seconds = 0; let finished = false
+let status = 'ok'; let remote = ''; let local = ''; let rawRead = 0; let t0 = 0n; let seconds = 0; let finished = false
 let server = null
 
 const deadline = setTimeout(() => { status = 'timeout'; report(); process.exit(1) }, opt.timeout * 1000)
@@ -41,7 +42,7 @@ function report () {
     process.exitCode = status === 'ok' && (mode !== 'listen' || recvBytes === opt.bench) ? 0 : 1
     return
   }
-  console.log(`RESULT status=${status} sent_bytes=${sentBytes} sent_sha=${sentSha.digest('hex')} recv_bytes=${recvBytes} recv_sha=${recvSha.digest('hex')} recv_lines=${recvLines} small_ok=${smallBad === 0 && expectSeq === opt.small ? 1 : 0} big_ok=${bigOk} remote=${remote} local=${local}`)
+  console.log(`RESULT status=${status} sent_bytes=${sentBytes} sent_sha=${sentSha.digest('hex')} recv_bytes=${recvBytes} recv_sha=${recvSha.digest('hex')} recv_lines=${recvLines} small_ok=${smallBad === 0 && expectSeq === opt.small ? 1 : 0} big_ok=${bigOk} remote=${remote} local=${local} raw_read=${rawRead}`)
   process.exitCode = status === 'ok' ? 0 : 1
 }
 
@@ -62,7 +63,8 @@ function run (s) {
     remote = s.remotePublicKey.toString('hex').slice(0, 16)
     local = s.publicKey.toString('hex').slice(0, 16)
     t0 = process.hrtime.bigint()
-    send()
+    if (opt.idle) setTimeout(send, opt.idle)
+    else send()
   })
   s.on('data', (d) => {
     recvBytes += d.byteLength
@@ -84,7 +86,7 @@ function run (s) {
     if (opt.bench && mode === 'listen') s.end()
   })
   s.on('error', (err) => { status = 'error:' + String(err.message).replace(/\s+/g, '_') })
-  s.on('close', () => { if (server) server.close(); report() })
+  s.on('close', () => { rawRead = s.rawBytesRead; if (server) server.close(); report() })
 
   let next = 0; let bigSent = false; let benchSent = 0
   const chunk = opt.bench ? crypto.randomBytes(opt.chunk) : null

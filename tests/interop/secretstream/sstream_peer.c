@@ -17,6 +17,7 @@
  * Bench mode (--bench BYTES [--chunk N]): the connecting side sends BYTES in N-byte writes
  * then ends; the listening side counts. Both print
  *   BENCH role=.. bytes=.. seconds=<handshake->end> cpu=<user+sys seconds>
+ * --idle MS waits that long after the handshake before sending (keep-alive check).
  * --timeout S bounds every run (default 120).
  */
 #include <sodium.h>
@@ -37,6 +38,8 @@ typedef struct peer {
     dht_tcp_server_t *srv;
     dht_tcp_conn_t *conn;
     uv_timer_t deadline;
+    uv_timer_t idle;
+    uint64_t idle_ms;
     int listening;
     /* exchange */
     uint64_t small_n, big_n, next_small;
@@ -124,12 +127,15 @@ static void send_some(peer_t *p) {
     dht_tcp_end(p->conn);
 }
 
+static void on_idle_done(uv_timer_t *t) { send_some(t->data); }
+
 static void on_connect(dht_tcp_conn_t *c, const uint8_t *pk, void *ud) {
     peer_t *p = ud;
     p->conn = c;
     common_hex_prefix(pk, 32, 8, p->remote);
     p->t0 = uv_hrtime();
-    send_some(p);
+    if (p->idle_ms) uv_timer_start(&p->idle, on_idle_done, p->idle_ms, 0);
+    else send_some(p);
 }
 
 static void on_drain(dht_tcp_conn_t *c, void *ud) {
@@ -179,6 +185,7 @@ static void finish(peer_t *p) {
     p->done = 1;
     uv_timer_stop(&p->deadline);
     uv_close((uv_handle_t *)&p->deadline, NULL);
+    uv_close((uv_handle_t *)&p->idle, NULL);
     if (p->srv) dht_tcp_server_close(p->srv);
     p->srv = NULL;
 }
@@ -214,7 +221,7 @@ static void on_deadline(uv_timer_t *t) {
 
 static void usage(void) {
     fprintf(stderr, "usage: sstream_peer listen|connect PORT [--small N] [--big BYTES] "
-                    "[--bench BYTES] [--chunk N] [--timeout S]\n");
+                    "[--bench BYTES] [--chunk N] [--idle MS] [--timeout S]\n");
     exit(2);
 }
 
@@ -254,6 +261,9 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[ai], "--chunk") == 0 &&
                  !common_parse_u64(argv[++ai], 1, 1 << 24, &v))
             p.chunk = (size_t)v;
+        else if (strcmp(argv[ai], "--idle") == 0 &&
+                 !common_parse_u64(argv[++ai], 0, 600000, &v))
+            p.idle_ms = v;
         else if (strcmp(argv[ai], "--timeout") == 0 &&
                  !common_parse_u64(argv[++ai], 1, 3600, &v))
             timeout_s = v;
@@ -275,6 +285,8 @@ int main(int argc, char **argv) {
     dht_keypair_t kp;
     dht_crypto_keypair_random(&kp);
     common_hex_prefix(kp.pk, 32, 8, p.local);
+    uv_timer_init(&loop, &p.idle);
+    p.idle.data = &p;
     uv_timer_init(&loop, &p.deadline);
     p.deadline.data = &p;
     uv_timer_start(&p.deadline, on_deadline, timeout_s * 1000, 0);

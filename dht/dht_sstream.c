@@ -203,7 +203,7 @@ static int ensure_rbuf(dht_sstream_t *s, size_t n) {
 }
 
 /* Process one complete frame body at @p body (in the input or in rbuf). */
-static int process_frame(dht_sstream_t *s, const uint8_t *body, size_t n, int in_rbuf,
+static int process_frame(dht_sstream_t *s, const uint8_t *body, size_t n, uint8_t *inplace,
                          dht_sstream_event_t *ev) {
     if (s->noise) {
         uint8_t payload[256];
@@ -240,8 +240,8 @@ static int process_frame(dht_sstream_t *s, const uint8_t *body, size_t n, int in
     }
     if (n < DHT_SSTREAM_ABYTES) return fail(s, DHT_EFRAME);
     uint8_t *m;
-    if (in_rbuf) {
-        m = s->rbuf + 1; /* in place: libsodium checks the MAC, then decrypts c+1 onto m */
+    if (inplace) {
+        m = inplace + 1; /* in place: libsodium checks the MAC, then decrypts c+1 onto m */
     } else {
         int rc = ensure_rbuf(s, n);
         if (rc) return fail(s, rc);
@@ -259,8 +259,8 @@ static int process_frame(dht_sstream_t *s, const uint8_t *body, size_t n, int in
     return 0;
 }
 
-int dht_sstream_feed(dht_sstream_t *s, const uint8_t *in, size_t len, size_t *consumed,
-                     dht_sstream_event_t *ev) {
+static int feed(dht_sstream_t *s, const uint8_t *in, uint8_t *win, size_t len,
+                size_t *consumed, dht_sstream_event_t *ev) {
     ev->type = DHT_SSTREAM_EV_NONE;
     ev->data = NULL;
     ev->len = 0;
@@ -294,9 +294,10 @@ int dht_sstream_feed(dht_sstream_t *s, const uint8_t *in, size_t len, size_t *co
         size_t avail = len - off;
         if (s->have == 0 && avail >= s->flen) {
             const uint8_t *body = in + off;
+            uint8_t *wbody = win ? win + off : NULL;
             off += s->flen;
             s->in_body = 0;
-            rc = process_frame(s, body, s->flen, 0, ev);
+            rc = process_frame(s, body, s->flen, wbody, ev);
         } else {
             rc = ensure_rbuf(s, s->flen);
             if (rc) {
@@ -311,7 +312,7 @@ int dht_sstream_feed(dht_sstream_t *s, const uint8_t *in, size_t len, size_t *co
             if (s->have < s->flen) break;
             s->in_body = 0;
             s->have = 0;
-            rc = process_frame(s, s->rbuf, s->flen, 1, ev);
+            rc = process_frame(s, s->rbuf, s->flen, s->rbuf, ev);
         }
         if (rc) {
             *consumed = off;
@@ -321,6 +322,16 @@ int dht_sstream_feed(dht_sstream_t *s, const uint8_t *in, size_t len, size_t *co
     }
     *consumed = off;
     return 0;
+}
+
+int dht_sstream_feed(dht_sstream_t *s, const uint8_t *in, size_t len, size_t *consumed,
+                     dht_sstream_event_t *ev) {
+    return feed(s, in, NULL, len, consumed, ev);
+}
+
+int dht_sstream_feed_inplace(dht_sstream_t *s, uint8_t *in, size_t len, size_t *consumed,
+                             dht_sstream_event_t *ev) {
+    return feed(s, in, in, len, consumed, ev);
 }
 
 int dht_sstream_seal(dht_sstream_t *s, const void *plain, size_t plen, uint8_t *frame) {

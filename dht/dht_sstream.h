@@ -98,6 +98,14 @@ dht_sstream_t *dht_sstream_new_keys(int initiator, const dht_noise_result_t *key
 int dht_sstream_feed(dht_sstream_t *s, const uint8_t *in, size_t len, size_t *consumed,
                      dht_sstream_event_t *ev);
 
+/**
+ * @brief As dht_sstream_feed(), but the input buffer is writable: complete data frames are
+ * decrypted in place (event data then points into @p in, valid until @p in is reused).
+ * Saves one copy per frame for transports that own their read buffer.
+ */
+int dht_sstream_feed_inplace(dht_sstream_t *s, uint8_t *in, size_t len, size_t *consumed,
+                             dht_sstream_event_t *ev);
+
 /** @brief Pending control output (handshake, header, keep-alive); *len 0 when none. */
 void dht_sstream_output(const dht_sstream_t *s, const uint8_t **p, size_t *len);
 /** @brief Mark @p n bytes of the control output as sent. */

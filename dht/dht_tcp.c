@@ -10,7 +10,10 @@
 #include "common/common_log.h"
 #include "dht/dht_sstream.h"
 
-#define READ_BUF (64u * 1024)
+#ifndef DHT_TCP_READ_BUF
+#define DHT_TCP_READ_BUF (256u * 1024)
+#endif
+#define READ_BUF DHT_TCP_READ_BUF
 
 struct dht_tcp_conn {
     uv_tcp_t tcp;
@@ -39,6 +42,8 @@ struct dht_tcp_conn {
     int in_process;
     uint8_t *rbuf;
     size_t rd_off, rd_len;
+    struct wreq *pool[2];
+    int pool_n[2];
 };
 
 struct dht_tcp_server {
@@ -54,14 +59,20 @@ struct dht_tcp_server {
 typedef struct wreq {
     uv_write_t req;
     dht_tcp_conn_t *c;
+    struct wreq *next; /* free list */
+    size_t cap;
     size_t len;
     uint8_t data[];
 } wreq_t;
 
+/* Write buffers are recycled: a malloc/free per frame makes glibc grow and trim the heap
+ * over and over (brk + fresh zeroed pages), which costs more than the copy itself. */
+#define POOL_SMALL 4096u
+#define POOL_BUF_MAX (128u * 1024 + 64)
+#define POOL_MAX 24
+
 static void conn_close(dht_tcp_conn_t *c, int status);
 static void process_input(dht_tcp_conn_t *c);
-
-/* ---- helpers ---- */
 
 static int parse_addr(const char *host, uint16_t port, struct sockaddr_storage *ss) {
     memset(ss, 0, sizeof *ss);
@@ -72,11 +83,53 @@ static int parse_addr(const char *host, uint16_t port, struct sockaddr_storage *
     return COMMON_EINVAL;
 }
 
+/* Two size classes are pooled (control/small frames, and frames up to 128 KiB); larger
+ * frames are allocated exactly and freed after the write. */
+static size_t wreq_class(size_t len) {
+    return len <= POOL_SMALL ? POOL_SMALL : len <= POOL_BUF_MAX ? POOL_BUF_MAX : 0;
+}
+
+static wreq_t *wreq_get(dht_tcp_conn_t *c, size_t len) {
+    size_t cap = wreq_class(len);
+    int k = cap == POOL_SMALL ? 0 : 1;
+    if (cap && c->pool[k]) {
+        wreq_t *w = c->pool[k];
+        c->pool[k] = w->next;
+        c->pool_n[k]--;
+        w->len = len;
+        return w;
+    }
+    if (!cap) cap = len;
+    wreq_t *w = malloc(sizeof *w + cap);
+    if (!w) return NULL;
+    w->cap = cap;
+    w->len = len;
+    return w;
+}
+
+static void wreq_put(dht_tcp_conn_t *c, wreq_t *w) {
+    int k = w->cap == POOL_SMALL ? 0 : w->cap == POOL_BUF_MAX ? 1 : -1;
+    if (k >= 0 && !c->closing && c->pool_n[k] < POOL_MAX) {
+        w->next = c->pool[k];
+        c->pool[k] = w;
+        c->pool_n[k]++;
+        return;
+    }
+    free(w);
+}
+
 static void handle_closed(uv_handle_t *h) {
     dht_tcp_conn_t *c = h->data;
     if (--c->handles_open > 0) return;
     if (c->cbs.on_close) c->cbs.on_close(c, c->close_status, c->ud);
     dht_sstream_free(c->ss);
+    for (int k = 0; k < 2; k++) {
+        while (c->pool[k]) {
+            wreq_t *w = c->pool[k];
+            c->pool[k] = w->next;
+            free(w);
+        }
+    }
     if (c->rbuf) {
         sodium_memzero(c->rbuf, READ_BUF);
         free(c->rbuf);
@@ -100,8 +153,7 @@ static void write_done(uv_write_t *req, int status) {
     wreq_t *w = (wreq_t *)req;
     dht_tcp_conn_t *c = w->c;
     c->queued -= w->len;
-    sodium_memzero(w->data, w->len);
-    free(w);
+    wreq_put(c, w); /* ciphertext only: nothing secret to wipe */
     if (c->closing) return;
     if (status < 0) {
         conn_close(c, common_err_from_uv(status));
@@ -118,7 +170,7 @@ static int submit(dht_tcp_conn_t *c, wreq_t *w) {
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_done);
     if (rc < 0) {
-        free(w);
+        wreq_put(c, w);
         return common_err_from_uv(rc);
     }
     c->queued += w->len;
@@ -131,10 +183,9 @@ static int flush_control(dht_tcp_conn_t *c) {
     size_t n;
     dht_sstream_output(c->ss, &p, &n);
     if (!n) return 0;
-    wreq_t *w = malloc(sizeof *w + n);
+    wreq_t *w = wreq_get(c, n);
     if (!w) return COMMON_ENOMEM;
     memcpy(w->data, p, n);
-    w->len = n;
     dht_sstream_output_consume(c->ss, n);
     return submit(c, w);
 }
@@ -192,7 +243,8 @@ static void process_input(dht_tcp_conn_t *c) {
     while (!c->closing && !c->paused && c->rd_off < c->rd_len) {
         size_t used;
         dht_sstream_event_t ev;
-        int rc = dht_sstream_feed(c->ss, c->rbuf + c->rd_off, c->rd_len - c->rd_off, &used, &ev);
+        int rc = dht_sstream_feed_inplace(c->ss, c->rbuf + c->rd_off, c->rd_len - c->rd_off, &used,
+                                          &ev);
         c->rd_off += used;
         if (rc) {
             if (c->env)
@@ -375,15 +427,14 @@ int dht_tcp_write(dht_tcp_conn_t *c, const void *data, size_t len) {
     do {
         size_t n = len > DHT_TCP_WRITE_CHUNK ? DHT_TCP_WRITE_CHUNK : len;
         size_t fl = dht_sstream_frame_size(n);
-        wreq_t *w = malloc(sizeof *w + fl);
+        wreq_t *w = wreq_get(c, fl);
         if (!w) {
             conn_close(c, COMMON_ENOMEM);
             return COMMON_ENOMEM;
         }
-        w->len = fl;
         rc = dht_sstream_seal(c->ss, p, n, w->data);
         if (!rc) rc = submit(c, w);
-        else free(w);
+        else wreq_put(c, w);
         if (rc) {
             conn_close(c, rc);
             return rc;

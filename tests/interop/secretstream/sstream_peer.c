@@ -88,6 +88,7 @@ static void send_some(peer_t *p) {
     if (!p->conn || p->ended_local) return;
     int more = 1;
     if (p->bench_total) {
+        if (p->listening) return; /* the receiver only counts; it ends after EOF */
         while (more && p->bench_sent < p->bench_total) {
             uint64_t n = p->bench_total - p->bench_sent;
             if (n > p->chunk) n = p->chunk;

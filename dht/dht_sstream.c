@@ -177,7 +177,8 @@ dht_sstream_t *dht_sstream_new_keys(int initiator, const dht_noise_result_t *key
 }
 
 void dht_sstream_output(const dht_sstream_t *s, const uint8_t **p, size_t *len) {
-    *p = s->out + s->out_off;
+    static const uint8_t none[1] = {0};
+    *p = s->out ? s->out + s->out_off : none;
     *len = s->out_len - s->out_off;
 }
 

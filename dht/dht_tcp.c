@@ -424,6 +424,7 @@ int dht_tcp_write(dht_tcp_conn_t *c, const void *data, size_t len) {
         return rc;
     }
     const uint8_t *p = data;
+    if (len == 0) return c->queued > c->high_water ? 0 : 1; /* nothing to send */
     do {
         size_t n = len > DHT_TCP_WRITE_CHUNK ? DHT_TCP_WRITE_CHUNK : len;
         size_t fl = dht_sstream_frame_size(n);

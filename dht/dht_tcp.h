@@ -106,8 +106,9 @@ void dht_tcp_server_close(dht_tcp_server_t *srv);
 void dht_tcp_conn_set_callbacks(dht_tcp_conn_t *c, const dht_tcp_callbacks_t *cbs, void *ud);
 
 /**
- * @brief Send @p len bytes (copied/encrypted now). @return 1 (keep writing), 0 (queue above
- * high water: wait for on_drain), COMMON_ESTATE (before on_connect, after end/close).
+ * @brief Send @p len bytes (copied/encrypted now; len 0 sends nothing). @return 1 (keep
+ * writing), 0 (queue above high water: wait for on_drain), COMMON_ESTATE (before
+ * on_connect, after end/close), or a fatal error (the connection is then closing).
  */
 int dht_tcp_write(dht_tcp_conn_t *c, const void *data, size_t len);
 /** @brief Bytes queued in the kernel-bound write queue, not yet written. */

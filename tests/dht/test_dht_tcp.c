@@ -85,7 +85,7 @@ static void on_drain(dht_tcp_conn_t *c, void *ud) {
 static void on_end(dht_tcp_conn_t *c, void *ud) {
     side_t *s = ud;
     s->ends++;
-    if (s->to_send == 0) dht_tcp_end(c);
+    if (s->sent >= s->to_send) dht_tcp_end(c); /* done writing too */
 }
 
 static void maybe_stop(void) {

@@ -18,7 +18,9 @@ dir=$root/tests/interop/secretstream
 if [[ ! -f $build/CMakeCache.txt ]]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
-cmake --build "$build" -j2 --target sstream_peer >/dev/null
+cmake --build "$build" -j2 --target sstream_peer > "${TMPDIR:-/tmp}/secretstream-bench-build.$$.log" 2>&1 ||
+  { cat "${TMPDIR:-/tmp}/secretstream-bench-build.$$.log"; exit 1; }
+rm -f "${TMPDIR:-/tmp}/secretstream-bench-build.$$.log"
 peer_c=$build/tests/interop/secretstream/sstream_peer
 tmp=$(mktemp -d)
 pids=()

@@ -11,11 +11,12 @@ dir=$root/tests/interop/secretstream
 peer_c=$build/tests/interop/secretstream/sstream_peer
 node_mods=$root/tests/interop/node_modules
 [[ -d $node_mods/@hyperswarm/secret-stream ]] || { echo "secretstream: node_modules missing (run scripts/setup.sh)"; echo "secretstream: 0 passed, 1 failed"; exit 1; }
-if [[ ! -x $peer_c ]]; then
-  if [[ ! -f $build/CMakeCache.txt ]]; then
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON -DWERROR=ON >/dev/null || exit 1
-  fi
-  cmake --build "$build" -j2 --target sstream_peer >/dev/null || { echo "secretstream: build failed"; echo "secretstream: 0 passed, 1 failed"; exit 1; }
+if [[ ! -f $build/CMakeCache.txt ]]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON -DWERROR=ON >/dev/null || exit 1
+fi
+# (re)build the C peer so a stale binary is never tested
+if ! cmake --build "$build" -j2 --target sstream_peer > /dev/null 2>&1; then
+  echo "secretstream: building sstream_peer failed"; echo "secretstream: 0 passed, 1 failed"; exit 1
 fi
 tmp=$(mktemp -d)
 pids=()

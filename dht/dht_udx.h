@@ -22,9 +22,10 @@
  *    after an optional on_firewall check). Data written before that is queued.
  *    Close: dht_udx_stream_destroy() (reset, sends DESTROY), or gracefully when both sides
  *    called end and everything is acked, or on peer DESTROY / timeout. on_close is called
- *    exactly once, with the reason; the handle stays valid until on_close returns and is
- *    freed afterwards (libuv style: memory released only after the close callback). Every
- *    call on a closed stream is harmless and returns COMMON_ESTATE.
+ *    exactly once, with the reason; the handle must not be used after on_close returns and
+ *    is freed later by the library (libuv style: memory released only after the close
+ *    callback). After a graceful close the stream id stays reserved for DHT_UDX_LINGER_MS
+ *    (or until its socket closes) to re-ack a peer that missed our final ack.
  *
  * Callbacks run on the loop thread; borrowed buffers are valid only during the call.
  * Stream callbacks may call any function of this API, including destroy; on_close may be

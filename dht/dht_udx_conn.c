@@ -12,6 +12,7 @@
 #define INIT_CWND 10u
 #define INIT_SSTHRESH 255u
 #define POOL_MAX 256u
+#define DHT_UDX_MAX_TLP 3u
 
 enum { L_NONE = 0, L_UNSENT, L_INFLIGHT, L_RTX };
 
@@ -51,6 +52,7 @@ struct dht_udx_conn {
     uint32_t local_id, remote_id;
     uint8_t connected, closed, destroy_wanted, ending, end_sent, end_acked;
     uint8_t remote_ended, reading, ack_pending, hit_watermark, remote_changing;
+    uint8_t lingering;
     uint8_t in_recovery, reordering_seen, tlp_outstanding, tlp_wanted, zwp_due, have_rtt;
     int close_status;
 
@@ -69,7 +71,7 @@ struct dht_udx_conn {
     uint32_t cwnd, ssthresh, cwnd_cnt, high_seq;
     uint32_t srtt, rttvar, rto, min_rtt, rack_rtt, rack_fack;
     uint64_t rack_tx_index;
-    unsigned rto_count, backoff;
+    unsigned rto_count, backoff, tlp_count;
     uint64_t rto_deadline, reo_deadline, tlp_deadline, zwp_deadline;
     uint32_t keepalive_ms;
     uint64_t last_tx;
@@ -245,6 +247,9 @@ int dht_udx_conn_change_remote(dht_udx_conn_t *c, uint32_t remote_id, uint64_t n
 
 int dht_udx_conn_is_closed(const dht_udx_conn_t *c) {
     return c->closed;
+}
+int dht_udx_conn_is_lingering(const dht_udx_conn_t *c) {
+    return c->closed && c->lingering;
 }
 int dht_udx_conn_is_connected(const dht_udx_conn_t *c) {
     return c->connected && !c->closed;
@@ -539,6 +544,7 @@ static void process_acks(dht_udx_conn_t *c, const dht_udx_packet_t *pkt, uint64_
     if (acked == 0) return;
     c->rto_count = 0;
     c->backoff = 0;
+    c->tlp_count = 0;
     c->tlp_outstanding = 0;
     c->tlp_wanted = 0;
     c->tlp_deadline = 0;
@@ -561,7 +567,14 @@ static void process_acks(dht_udx_conn_t *c, const dht_udx_packet_t *pkt, uint64_
 }
 
 void dht_udx_conn_input(dht_udx_conn_t *c, const dht_udx_packet_t *pkt, uint64_t now) {
-    if (c->closed || !c->connected) return;
+    if (c->closed) {
+        /* After a graceful close: the peer still retransmitting means it missed our final
+         * ack; repeat it (TIME_WAIT-like). */
+        if (c->lingering && (pkt->h.type & (DHT_UDX_TYPE_DATA | DHT_UDX_TYPE_END)))
+            c->ack_pending = 1;
+        return;
+    }
+    if (!c->connected) return;
     c->st.packets_rx++;
     c->st.bytes_rx += pkt->payload_len + DHT_UDX_HEADER_SIZE;
     uint8_t t = pkt->h.type;
@@ -622,7 +635,7 @@ static void on_rto(dht_udx_conn_t *c, uint64_t now) {
 static uint32_t pto_ms(const dht_udx_conn_t *c) {
     uint32_t pto = c->have_rtt ? 2 * c->srtt + 2 : DHT_UDX_RTO_MIN_MS;
     if (pto < 4) pto = 4;
-    return pto;
+    return pto << c->tlp_count;
 }
 
 /* ---------------------------------------------------------------- output */
@@ -683,11 +696,20 @@ static int window_allows(const dht_udx_conn_t *c, const opkt_t *p) {
 static void maybe_graceful_close(dht_udx_conn_t *c) {
     if (c->closed || !c->end_acked || !c->remote_ended || c->ack_pending) return;
     if (c->seq != c->remote_acked || c->unsent.n) return;
+    c->lingering = 1; /* keep acking the peer's retransmissions (our last ack may be lost) */
     do_close(c, 0);
 }
 
 uint64_t dht_udx_conn_poll(dht_udx_conn_t *c, uint64_t now, dht_udx_emit_fn emit, void *ud) {
-    if (c->closed || !c->connected) return UINT64_MAX;
+    if (c->closed) {
+        if (c->lingering && c->ack_pending) {
+            uint8_t hdr[DHT_UDX_HEADER_SIZE];
+            make_header(c, 0, c->seq, hdr);
+            if (emit(ud, hdr, sizeof hdr, NULL, 0) == 0) c->ack_pending = 0;
+        }
+        return UINT64_MAX;
+    }
+    if (!c->connected) return UINT64_MAX;
 
     /* Timers. */
     if (c->rto_deadline && now >= c->rto_deadline) {
@@ -766,7 +788,8 @@ uint64_t dht_udx_conn_poll(dht_udx_conn_t *c, uint64_t now, dht_udx_emit_fn emit
             p->retransmitted = 1;
             c->st.tlp_probes++;
         }
-        c->tlp_outstanding = 1;
+        /* Up to DHT_UDX_MAX_TLP probes (PTO doubling) before waiting for the RTO. */
+        if (++c->tlp_count >= DHT_UDX_MAX_TLP) c->tlp_outstanding = 1;
     }
     if (c->keepalive_ms && now >= c->last_tx + c->keepalive_ms) {
         if (emit_state(c, now, emit, ud, DHT_UDX_TYPE_HEARTBEAT) < 0) goto blocked;
@@ -784,7 +807,9 @@ uint64_t dht_udx_conn_poll(dht_udx_conn_t *c, uint64_t now, dht_udx_emit_fn emit
             if (r > DHT_UDX_RTO_MAX_MS) r = DHT_UDX_RTO_MAX_MS;
             c->rto_deadline = now + r;
         }
-        if (c->inflight.n && !c->in_recovery && !c->tlp_outstanding && !c->tlp_deadline)
+        /* Unlike RFC 8985 the probe is also armed in recovery: a lost retransmission at
+         * the tail would otherwise wait for a whole RTO (≥ 1 s). */
+        if (c->inflight.n && !c->tlp_outstanding && !c->tlp_deadline)
             c->tlp_deadline = now + pto_ms(c);
     } else {
         c->rto_deadline = 0;

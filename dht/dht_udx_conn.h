@@ -26,7 +26,9 @@
  * Callbacks run synchronously from input/poll/API calls. They may call any
  * dht_udx_conn_* function on the same conn except dht_udx_conn_free. on_close is the last
  * callback; after it every call returns COMMON_ESTATE (or does nothing) and the owner
- * frees the conn with dht_udx_conn_free when its own bookkeeping allows.
+ * frees the conn with dht_udx_conn_free when its own bookkeeping allows. After a graceful
+ * close the conn "lingers": keep feeding it packets and polling it for a few seconds
+ * (DHT_UDX_LINGER_MS) so that a peer that missed our last ack gets it again.
  */
 #ifndef SWARMDVM_DHT_UDX_CONN_H
 #define SWARMDVM_DHT_UDX_CONN_H
@@ -64,6 +66,9 @@
 #define DHT_UDX_MAX_MESSAGES 256u
 #endif
 #define DHT_UDX_MAX_RTO_TIMEOUTS 6
+#ifndef DHT_UDX_LINGER_MS
+#define DHT_UDX_LINGER_MS 5000u
+#endif
 #define DHT_UDX_RTO_MIN_MS 1000u
 #define DHT_UDX_RTO_MAX_MS 30000u
 
@@ -134,6 +139,9 @@ void dht_udx_conn_set_keepalive(dht_udx_conn_t *c, uint32_t ms);
 uint64_t dht_udx_conn_poll(dht_udx_conn_t *c, uint64_t now, dht_udx_emit_fn emit, void *ud);
 
 int dht_udx_conn_is_closed(const dht_udx_conn_t *c);
+/** @brief 1 after a graceful close: input/poll still answer the peer's retransmissions of
+ *  data/END with acks (our final ack may have been lost), nothing else. */
+int dht_udx_conn_is_lingering(const dht_udx_conn_t *c);
 int dht_udx_conn_is_connected(const dht_udx_conn_t *c);
 uint32_t dht_udx_conn_local_id(const dht_udx_conn_t *c);
 uint32_t dht_udx_conn_remote_id(const dht_udx_conn_t *c);

@@ -33,6 +33,7 @@ struct dht_udx {
 struct dht_udx_socket {
     uv_udp_t udp;
     uv_check_t check;
+    uv_timer_t imp_timer; /* releases held (reordered) packets after 2 ms */
     dht_udx_t *udx;
     dht_udx_other_cb other_cb;
     void *other_ud;
@@ -56,7 +57,7 @@ struct dht_udx_stream {
     void *ud;
     uint32_t local_id;
     struct sockaddr_in remote;
-    uint8_t have_remote, connect_called, closed, dirty, in_table;
+    uint8_t have_remote, connect_called, closed, dirty, in_table, lingering, finalized;
     uv_timer_t timer;
     dht_udx_stream_t *hnext;              /* hash bucket chain */
     dht_udx_stream_t *sprev, *snext;      /* socket's stream list */
@@ -166,6 +167,48 @@ static void imp_clear(impair_t *im) {
     im->nheld = 0;
 }
 
+static void dispatch(dht_udx_socket_t *sock, const uint8_t *buf, size_t len,
+                     const struct sockaddr_in *from);
+static int raw_send(dht_udx_socket_t *sock, const uv_buf_t *bufs, unsigned nbufs,
+                    const struct sockaddr_in *to, int allow_queue);
+
+static void imp_release_tx(dht_udx_socket_t *sock) {
+    impair_t *im = &sock->tx_imp;
+    unsigned n = im->nheld;
+    held_t *h[IMPAIR_HOLD];
+    memcpy(h, im->held, sizeof h);
+    im->nheld = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uv_buf_t b = uv_buf_init((char *)h[i]->buf, (unsigned)h[i]->len);
+        raw_send(sock, &b, 1, &h[i]->addr, 1);
+        free(h[i]);
+    }
+}
+
+static void imp_release_rx(dht_udx_socket_t *sock) {
+    impair_t *im = &sock->rx_imp;
+    unsigned n = im->nheld;
+    held_t *h[IMPAIR_HOLD];
+    memcpy(h, im->held, sizeof h);
+    im->nheld = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!sock->closing) dispatch(sock, h[i]->buf, h[i]->len, &h[i]->addr);
+        free(h[i]);
+    }
+}
+
+static void on_imp_timer(uv_timer_t *t) {
+    dht_udx_socket_t *sock = t->data;
+    imp_release_tx(sock);
+    imp_release_rx(sock);
+}
+
+/* Held packets wait for the next packet in the same direction, or 2 ms at most. */
+static void imp_arm(dht_udx_socket_t *sock) {
+    if (!uv_is_active((uv_handle_t *)&sock->imp_timer))
+        uv_timer_start(&sock->imp_timer, on_imp_timer, 2, 0);
+}
+
 /* ------------------------------------------------------------------ sending */
 
 static void on_send_done(uv_udp_send_t *req, int status) {
@@ -234,18 +277,12 @@ static int send_impaired(dht_udx_socket_t *sock, const uv_buf_t *bufs, unsigned 
             memcpy(flat + len, bufs[i].base, bufs[i].len);
             len += bufs[i].len;
         }
-        if (imp_filter(im, &sock->st, flat, len, to)) return 0;
-        int r = raw_send(sock, bufs, nbufs, to, allow_queue);
-        /* Release the held packets after this one: they arrive out of order. */
-        unsigned n = im->nheld;
-        held_t *h[IMPAIR_HOLD];
-        memcpy(h, im->held, sizeof h);
-        im->nheld = 0;
-        for (unsigned i = 0; i < n; i++) {
-            uv_buf_t b = uv_buf_init((char *)h[i]->buf, (unsigned)h[i]->len);
-            raw_send(sock, &b, 1, &h[i]->addr, 1);
-            free(h[i]);
+        if (imp_filter(im, &sock->st, flat, len, to)) {
+            imp_arm(sock);
+            return 0;
         }
+        int r = raw_send(sock, bufs, nbufs, to, allow_queue);
+        imp_release_tx(sock); /* held packets go out after this one: out of order */
         return r;
     }
     return raw_send(sock, bufs, nbufs, to, allow_queue);
@@ -265,7 +302,7 @@ int dht_udx_socket_send(dht_udx_socket_t *sock, const void *buf, size_t len,
 
 static void mark_dirty(dht_udx_stream_t *s) {
     dht_udx_socket_t *sock = s->sock;
-    if (s->dirty || s->closed || !sock) return;
+    if (s->dirty || (s->closed && !s->lingering) || !sock) return;
     s->dirty = 1;
     s->dnext = sock->dirty;
     sock->dirty = s;
@@ -282,7 +319,11 @@ static int stream_emit(void *ud, const uint8_t *hdr, size_t hlen, const uint8_t 
 static void on_timer(uv_timer_t *t);
 
 static void stream_flush(dht_udx_stream_t *s) {
-    if (s->closed || !s->have_remote || !s->sock) return;
+    if (!s->have_remote || !s->sock) return;
+    if (s->closed) {
+        if (s->lingering) dht_udx_conn_poll(s->conn, now_ms(s->udx), stream_emit, s);
+        return;
+    }
     uint64_t now = now_ms(s->udx);
     uint64_t d = dht_udx_conn_poll(s->conn, now, stream_emit, s);
     if (s->closed) return;
@@ -290,8 +331,12 @@ static void stream_flush(dht_udx_stream_t *s) {
     else uv_timer_start(&s->timer, on_timer, d > now ? d - now : 1, 0);
 }
 
+static void finalize(dht_udx_stream_t *s);
+
 static void on_timer(uv_timer_t *t) {
-    stream_flush(t->data);
+    dht_udx_stream_t *s = t->data;
+    if (s->closed) finalize(s); /* end of the linger period */
+    else stream_flush(s);
 }
 
 static void on_check(uv_check_t *h) {
@@ -362,15 +407,29 @@ static void on_timer_closed(uv_handle_t *h) {
     free(s);
 }
 
+/* Release the id and the socket; the memory goes when the timer handle has closed. */
+static void finalize(dht_udx_stream_t *s) {
+    if (s->finalized) return;
+    s->finalized = 1;
+    s->lingering = 0;
+    table_remove(s);
+    detach(s);
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}
+
 static void c_on_close(void *ud, int status) {
     dht_udx_stream_t *s = ud;
     if (s->closed) return;
     s->closed = 1;
-    table_remove(s);
-    detach(s);
     uv_timer_stop(&s->timer);
+    if (dht_udx_conn_is_lingering(s->conn) && s->sock && s->have_remote) {
+        /* Graceful close: keep the id for a while to re-ack the peer's retransmissions. */
+        s->lingering = 1;
+        uv_timer_start(&s->timer, on_timer, DHT_UDX_LINGER_MS, 0);
+    }
     if (s->cbs.on_close) s->cbs.on_close(s, status, s->ud);
-    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+    if (!s->lingering) finalize(s);
 }
 
 /* ------------------------------------------------------------------ receiving */
@@ -380,6 +439,14 @@ static void dispatch(dht_udx_socket_t *sock, const uint8_t *buf, size_t len,
     uint32_t id;
     if (dht_udx_packet_peek_id(buf, len, &id) == 0) {
         dht_udx_stream_t *s = lookup(sock->udx, id);
+        if (s && s->lingering) {
+            dht_udx_packet_t pkt;
+            if (dht_udx_packet_decode(buf, len, &pkt) == 0) {
+                dht_udx_conn_input(s->conn, &pkt, now_ms(sock->udx));
+                mark_dirty(s);
+            }
+            return;
+        }
         if (s && !s->closed && s->connect_called) {
             if (!s->have_remote) {
                 if (s->cbs.on_firewall && s->cbs.on_firewall(s, sock, from, s->ud) != 0) return;
@@ -414,16 +481,12 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     const struct sockaddr_in *from = (const struct sockaddr_in *)addr;
     impair_t *im = &sock->rx_imp;
     if (im->loss_pm || im->reorder_pm) {
-        if (imp_filter(im, &sock->st, sock->rbuf, (size_t)nread, from)) return;
-        dispatch(sock, sock->rbuf, (size_t)nread, from);
-        unsigned n = im->nheld;
-        held_t *held[IMPAIR_HOLD];
-        memcpy(held, im->held, sizeof held);
-        im->nheld = 0;
-        for (unsigned i = 0; i < n; i++) {
-            if (!sock->closing) dispatch(sock, held[i]->buf, held[i]->len, &held[i]->addr);
-            free(held[i]);
+        if (imp_filter(im, &sock->st, sock->rbuf, (size_t)nread, from)) {
+            imp_arm(sock);
+            return;
         }
+        dispatch(sock, sock->rbuf, (size_t)nread, from);
+        imp_release_rx(sock);
         return;
     }
     dispatch(sock, sock->rbuf, (size_t)nread, from);
@@ -445,6 +508,8 @@ int dht_udx_socket_open(dht_udx_t *udx, const struct sockaddr_in *addr,
     sock->udp.data = sock;
     uv_check_init(udx->loop, &sock->check);
     sock->check.data = sock;
+    uv_timer_init(udx->loop, &sock->imp_timer);
+    sock->imp_timer.data = sock;
     udx->nsockets++;
     r = uv_udp_bind(&sock->udp, (const struct sockaddr *)addr, 0);
     if (r == 0) {
@@ -502,12 +567,15 @@ static void on_sock_closed(uv_handle_t *h) {
 
 int dht_udx_socket_close(dht_udx_socket_t *sock, dht_udx_socket_close_cb cb, void *ud) {
     if (!sock || sock->closing) return COMMON_ESTATE;
-    if (sock->nstreams) return COMMON_ESTATE;
+    for (dht_udx_stream_t *s = sock->streams; s; s = s->snext)
+        if (!s->lingering) return COMMON_ESTATE;
+    while (sock->streams) finalize(sock->streams); /* lingering ones end with the socket */
     sock->closing = 1;
     sock->close_cb = cb;
     sock->close_ud = ud;
     uv_udp_recv_stop(&sock->udp);
-    sock->pending_closes = 2;
+    sock->pending_closes = 3;
+    uv_close((uv_handle_t *)&sock->imp_timer, on_sock_closed);
     uv_close((uv_handle_t *)&sock->udp, on_sock_closed);
     uv_close((uv_handle_t *)&sock->check, on_sock_closed);
     return 0;

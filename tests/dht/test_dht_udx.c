@@ -183,11 +183,7 @@ static void net_free(net_t *n) {
 
 static void poll_all(net_t *n) {
     for (int i = 0; i < 2; i++) {
-        if (dht_udx_conn_is_closed(n->s[i].c)) {
-            n->s[i].deadline = UINT64_MAX;
-            continue;
-        }
-        app_write(&n->s[i]);
+        if (!dht_udx_conn_is_closed(n->s[i].c)) app_write(&n->s[i]);
         n->s[i].deadline = dht_udx_conn_poll(n->s[i].c, n->vc.now_ms, emit, &n->s[i]);
     }
 }
@@ -218,9 +214,8 @@ static int run(net_t *n, uint64_t max_ms, done_fn done) {
             if (p->at <= n->vc.now_ms) {
                 side_t *s = &n->s[p->to];
                 dht_udx_packet_t pk;
-                if (dht_udx_packet_decode(p->buf, p->len, &pk) == 0 &&
-                    !dht_udx_conn_is_closed(s->c))
-                    dht_udx_conn_input(s->c, &pk, n->vc.now_ms);
+                if (dht_udx_packet_decode(p->buf, p->len, &pk) == 0)
+                    dht_udx_conn_input(s->c, &pk, n->vc.now_ms); /* closed: may linger */
             } else {
                 if (w != i) n->q[w] = *p;
                 w++;

@@ -200,7 +200,7 @@ typedef struct cli {
     char line[256];
     size_t line_len;
     uv_timer_t timeout, closer;
-    int timed_out, done;
+    int timed_out, reported, done;
 } cli_t;
 
 static void out_json_result(cli_t *c) {
@@ -216,26 +216,42 @@ static void out_json_result(cli_t *c) {
                        ? (double)(p->last_byte_ns - p->first_byte_ns) / 1e9
                        : 0;
     dht_udx_socket_stats_t ss_st = {0};
+    if (p->sock) dht_udx_socket_get_stats(p->sock, &ss_st);
     printf("{\"impl\":\"c\",\"sent\":%llu,\"sent_sha\":\"%s\",\"recv\":%llu,\"recv_sha\":\"%s\","
            "\"ended\":%s,\"close\":\"%s\",\"close_status\":%d,\"messages_rx\":%d,"
            "\"messages_ok\":%s,\"timeout\":%s,\"cpu_s\":%.3f,\"recv_secs\":%.3f,"
-           "\"rx_other\":%llu,\"impair_dropped\":%llu}\n",
+           "\"rx_other\":%llu,\"impair_dropped\":%llu,\"impair_reordered\":%llu,"
+           "\"retransmits\":%llu,\"rto\":%llu,\"tlp\":%llu,\"fast_recoveries\":%llu}\n",
            (unsigned long long)p->sent, ss, (unsigned long long)p->recv, rs,
            p->ended ? "true" : "false",
            !p->closed ? "open" : p->close_status == 0 ? "ok" : "error", p->close_status,
            p->messages_rx, p->messages_bad ? "false" : "true", c->timed_out ? "true" : "false",
-           cpu, rsecs, (unsigned long long)p->rx_other, (unsigned long long)ss_st.impair_dropped);
+           cpu, rsecs, (unsigned long long)p->rx_other, (unsigned long long)ss_st.impair_dropped,
+           (unsigned long long)ss_st.impair_reordered, (unsigned long long)p->st.retransmits,
+           (unsigned long long)p->st.rto_events, (unsigned long long)p->st.tlp_probes,
+           (unsigned long long)p->st.fast_recoveries);
     fflush(stdout);
 }
 
-static void cli_finish(cli_t *c) {
+/* Print the result once the stream closed; keep the socket (and a lingering stream) until
+ * the orchestrator says "quit", so a peer that missed our last ack still gets it. */
+static void cli_report(cli_t *c) {
+    if (c->reported) return;
+    c->reported = 1;
+    crypto_hash_sha256_final(&c->p.sh, c->p.sent_sha);
+    crypto_hash_sha256_final(&c->p.rh, c->p.recv_sha);
+    out_json_result(c);
+}
+
+static void cli_shutdown(cli_t *c) {
     if (c->done) return;
     c->done = 1;
+    cli_report(c);
     uv_timer_stop(&c->timeout);
     uv_timer_stop(&c->closer);
     uv_read_stop((uv_stream_t *)&c->in);
-    peer_close(&c->p);
-    out_json_result(c);
+    if (c->p.stream) dht_udx_stream_destroy(c->p.stream);
+    if (c->p.sock) dht_udx_socket_close(c->p.sock, on_sock_closed, &c->p);
     uv_close((uv_handle_t *)&c->in, NULL);
     uv_close((uv_handle_t *)&c->timeout, NULL);
     uv_close((uv_handle_t *)&c->closer, NULL);
@@ -243,13 +259,13 @@ static void cli_finish(cli_t *c) {
 
 static void on_closer(uv_timer_t *t) {
     cli_t *c = t->data;
-    if (c->p.closed) cli_finish(c);
+    if (c->p.closed) cli_report(c);
 }
 
 static void on_timeout(uv_timer_t *t) {
     cli_t *c = t->data;
     c->timed_out = 1;
-    cli_finish(c);
+    cli_shutdown(c);
 }
 
 static void on_alloc_line(uv_handle_t *h, size_t s, uv_buf_t *b) {
@@ -268,13 +284,15 @@ static void handle_line(cli_t *c, const char *line) {
         fflush(stdout);
     } else if (strncmp(line, "go", 2) == 0) {
         peer_go(&c->p);
+    } else if (strncmp(line, "quit", 4) == 0) {
+        cli_shutdown(c);
     }
 }
 
 static void on_read_line(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     cli_t *c = s->data;
     if (n < 0) {
-        uv_read_stop(s);
+        cli_shutdown(c); /* stdin closed: the orchestrator is gone */
         return;
     }
     for (ssize_t i = 0; i < n; i++) {

@@ -11,6 +11,7 @@
  *   stdin:  "connect <port> <remoteId>" (port 0 = first packet fixes the address), "go"
  * Options: --id N --send BYTES --end --end-on-end --destroy-after BYTES --messages N
  *          --timeout MS --loss PERMILLE --reorder PERMILLE --seed N --chunk BYTES
+ *          --nohash (benchmark: one random buffer sent repeatedly, no SHA-256)
  */
 #include <sodium.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@ typedef struct peer {
     uint32_t id;
     /* options */
     uint64_t to_send, destroy_after, chunk;
-    int end, end_on_end, messages;
+    int end, end_on_end, messages, nohash;
     /* state */
     uint64_t sent, recv;
     crypto_hash_sha256_state sh, rh;
@@ -57,7 +58,7 @@ static void p_on_data(dht_udx_stream_t *s, const uint8_t *d, size_t n, void *ud)
     uint64_t now = uv_hrtime();
     if (p->recv == 0) p->first_byte_ns = now;
     p->last_byte_ns = now;
-    crypto_hash_sha256_update(&p->rh, d, n);
+    if (!p->nohash) crypto_hash_sha256_update(&p->rh, d, n);
     p->recv += n;
     if (p->destroy_after && p->recv >= p->destroy_after) dht_udx_stream_destroy(s);
 }
@@ -107,10 +108,10 @@ static void peer_write_more(peer_t *p) {
     while (p->stream && p->go && !p->blocked && p->sent < p->to_send) {
         uint64_t n = p->to_send - p->sent;
         if (n > p->chunk) n = p->chunk;
-        randombytes_buf(p->buf, (size_t)n);
+        if (!p->nohash) randombytes_buf(p->buf, (size_t)n);
         int r = dht_udx_stream_write(p->stream, p->buf, (size_t)n);
         if (r < 0) return;
-        crypto_hash_sha256_update(&p->sh, p->buf, (size_t)n);
+        if (!p->nohash) crypto_hash_sha256_update(&p->sh, p->buf, (size_t)n);
         p->sent += n;
         if (r == 0) p->blocked = 1;
     }
@@ -323,6 +324,7 @@ static int peer_main(int argc, char **argv) {
         uint64_t *dst = NULL;
         if (!strcmp(a, "--end")) tmp.end = 1;
         else if (!strcmp(a, "--end-on-end")) tmp.end_on_end = 1;
+        else if (!strcmp(a, "--nohash")) tmp.nohash = 1; /* bench: fixed data, no SHA-256 */
         else if (!strcmp(a, "--id")) dst = &id;
         else if (!strcmp(a, "--send")) dst = &tmp.to_send;
         else if (!strcmp(a, "--destroy-after")) dst = &tmp.destroy_after;
@@ -354,6 +356,8 @@ static int peer_main(int argc, char **argv) {
     c.p.end_on_end = tmp.end_on_end;
     c.p.messages = tmp.messages;
     c.p.chunk = tmp.chunk;
+    c.p.nohash = tmp.nohash;
+    if (c.p.nohash) randombytes_buf(c.p.buf, 1u << 20);
     if (loss || reorder) dht_udx_socket_set_impair(c.p.sock, (unsigned)loss, (unsigned)reorder, seed);
     uv_pipe_init(loop, &c.in, 0);
     uv_pipe_open(&c.in, 0);
@@ -374,7 +378,7 @@ static int peer_main(int argc, char **argv) {
 usage:
     fprintf(stderr, "usage: %s peer [--id N] [--send BYTES] [--end] [--end-on-end] "
                     "[--destroy-after BYTES] [--messages N] [--timeout MS] [--loss PM] "
-                    "[--reorder PM] [--seed N] [--chunk BYTES]\n",
+                    "[--reorder PM] [--seed N] [--chunk BYTES] [--nohash]\n",
             argv[0]);
     return 2;
 }

@@ -6,12 +6,13 @@
 // stdin:  "connect <port> <remoteId>" then "go".
 // Options: --id N --send BYTES --end (after sending) --end-on-end (when the peer ends)
 //          --destroy-after BYTES --messages N --timeout MS --chunk BYTES
+//          --nohash (benchmark: one random buffer sent repeatedly, no SHA-256)
 const UDX = require('udx-native')
 const crypto = require('crypto')
 const readline = require('readline')
 
 function parseArgs (argv) {
-  const o = { id: 1, send: 0, end: false, endOnEnd: false, destroyAfter: -1, messages: 0, timeout: 60000, chunk: 65536 }
+  const o = { nohash: false, id: 1, send: 0, end: false, endOnEnd: false, destroyAfter: -1, messages: 0, timeout: 60000, chunk: 65536 }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const next = () => {
@@ -23,6 +24,7 @@ function parseArgs (argv) {
     else if (a === '--send') o.send = next()
     else if (a === '--end') o.end = true
     else if (a === '--end-on-end') o.endOnEnd = true
+    else if (a === '--nohash') o.nohash = true
     else if (a === '--destroy-after') o.destroyAfter = next()
     else if (a === '--messages') o.messages = next()
     else if (a === '--timeout') o.timeout = next()
@@ -75,7 +77,7 @@ stream.on('data', (chunk) => {
   const now = process.hrtime.bigint()
   if (res.recv === 0) firstByteAt = now
   lastByteAt = now
-  recvHash.update(chunk)
+  if (!opts.nohash) recvHash.update(chunk)
   res.recv += chunk.length
   if (opts.destroyAfter >= 0 && res.recv >= opts.destroyAfter) stream.destroy()
 })
@@ -104,6 +106,8 @@ function maybeEndAfterMessages () {
   }
 }
 
+const fixed = crypto.randomBytes(Math.max(opts.chunk, 1))
+
 async function go () {
   for (let i = 0; i < opts.messages; i++) stream.trySend(Buffer.from(`msg-${i}`))
   messagesSent = true
@@ -115,8 +119,8 @@ async function go () {
   let left = opts.send
   while (left > 0 && !stream.destroyed) {
     const n = Math.min(left, opts.chunk)
-    const buf = crypto.randomBytes(n)
-    sentHash.update(buf)
+    const buf = opts.nohash ? fixed.subarray(0, n) : crypto.randomBytes(n)
+    if (!opts.nohash) sentHash.update(buf)
     res.sent += n
     left -= n
     if (!stream.write(buf)) {

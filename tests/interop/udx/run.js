@@ -4,10 +4,7 @@
 // lets them run and compares what both report. Prints "udx: N passed, M failed" last.
 //
 // Usage: node run.js <path to test_dht_udx_uv> [scenario-name-filter]
-const { spawn } = require('child_process')
-const path = require('path')
-const readline = require('readline')
-
+const { setCBin, runPair } = require('./harness')
 const MiB = 1024 * 1024
 const cBin = process.argv[2]
 const filter = process.argv[3] || ''
@@ -15,83 +12,7 @@ if (!cBin) {
   console.error('usage: node run.js <test_dht_udx_uv binary> [filter]')
   process.exit(2)
 }
-
-const children = new Set()
-function killAll () { for (const c of children) { try { c.kill('SIGKILL') } catch {} } }
-process.on('exit', killAll)
-process.on('SIGINT', () => { killAll(); process.exit(130) })
-process.on('SIGTERM', () => { killAll(); process.exit(143) })
-
-function startPeer (impl, args) {
-  const cmd = impl === 'c' ? cBin : process.execPath
-  const argv = impl === 'c' ? ['peer', ...args] : [path.join(__dirname, 'peer.js'), ...args]
-  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'] })
-  child.stdin.on('error', () => {})
-  children.add(child)
-  child.on('exit', () => children.delete(child))
-  const lines = []
-  const waiters = []
-  readline.createInterface({ input: child.stdout }).on('line', (line) => {
-    let msg
-    try { msg = JSON.parse(line) } catch { msg = { raw: line } }
-    lines.push(msg)
-    for (const w of waiters.slice()) w()
-  })
-  const exited = new Promise((resolve) => child.on('exit', (code) => { lines.push({ exit: code }); for (const w of waiters.slice()) w(); resolve(code) }))
-  function next (pred, ms, what) {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const i = lines.findIndex(pred)
-        if (i >= 0) {
-          const [m] = lines.splice(i, 1)
-          done()
-          resolve(m)
-        } else if (lines.some((l) => 'exit' in l)) {
-          done()
-          reject(new Error(`${impl} peer exited while waiting for ${what}`))
-        }
-      }
-      const timer = setTimeout(() => { done(); reject(new Error(`${impl} peer: timeout waiting for ${what}`)) }, ms)
-      const done = () => { clearTimeout(timer); const k = waiters.indexOf(check); if (k >= 0) waiters.splice(k, 1) }
-      waiters.push(check)
-      check()
-    })
-  }
-  return {
-    impl,
-    child,
-    exited,
-    send: (s) => { try { child.stdin.write(s + '\n') } catch {} },
-    quit: () => { try { child.stdin.write('quit\n'); child.stdin.end() } catch {} },
-    ready: () => next((m) => m.ready, 10000, 'ready'),
-    connected: () => next((m) => m.connected, 10000, 'connected'),
-    result: (ms) => next((m) => 'sent_sha' in m, ms, 'result')
-  }
-}
-
-// cArgs/jsArgs: peer options; firstPacket: the C side connects with no address.
-async function runPair ({ cArgs, jsArgs, firstPacket, timeout }) {
-  const C_ID = 7001
-  const JS_ID = 9002
-  const c = startPeer('c', ['--id', String(C_ID), '--timeout', String(timeout), ...cArgs])
-  const js = startPeer('js', ['--id', String(JS_ID), '--timeout', String(timeout), ...jsArgs])
-  try {
-    const [cr, jr] = await Promise.all([c.ready(), js.ready()])
-    c.send(`connect ${firstPacket ? 0 : jr.port} ${JS_ID}`)
-    js.send(`connect ${cr.port} ${C_ID}`)
-    await Promise.all([c.connected(), js.connected()])
-    c.send('go')
-    js.send('go')
-    const [cres, jres] = await Promise.all([c.result(timeout + 5000), js.result(timeout + 5000)])
-    return { c: cres, js: jres }
-  } finally {
-    c.quit()
-    js.quit()
-    const t = setTimeout(killAll, 5000)
-    await Promise.all([c.exited, js.exited])
-    clearTimeout(t)
-  }
-}
+setCBin(cBin)
 
 function expectTransfer (from, to, bytes, errs) {
   if (from.sent !== bytes) errs.push(`${from.impl} sent ${from.sent}, want ${bytes}`)

@@ -58,6 +58,7 @@ struct dht_udx_stream {
     uint32_t local_id;
     struct sockaddr_in remote;
     uint8_t have_remote, connect_called, closed, dirty, in_table, lingering, finalized;
+    uint8_t busy; /* inside a core call: flushes requested by callbacks are deferred */
     uv_timer_t timer;
     dht_udx_stream_t *hnext;              /* hash bucket chain */
     dht_udx_stream_t *sprev, *snext;      /* socket's stream list */
@@ -320,12 +321,20 @@ static void on_timer(uv_timer_t *t);
 
 static void stream_flush(dht_udx_stream_t *s) {
     if (!s->have_remote || !s->sock) return;
+    if (s->busy) {
+        /* Called back from inside input/poll (e.g. a write from on_data): poll later, in
+         * this loop iteration's check phase, never re-entrantly. */
+        mark_dirty(s);
+        return;
+    }
     if (s->closed) {
         if (s->lingering) dht_udx_conn_poll(s->conn, now_ms(s->udx), stream_emit, s);
         return;
     }
     uint64_t now = now_ms(s->udx);
+    s->busy = 1;
     uint64_t d = dht_udx_conn_poll(s->conn, now, stream_emit, s);
+    s->busy = 0;
     if (s->closed) return;
     if (d == UINT64_MAX) uv_timer_stop(&s->timer);
     else uv_timer_start(&s->timer, on_timer, d > now ? d - now : 1, 0);
@@ -457,7 +466,9 @@ static void dispatch(dht_udx_socket_t *sock, const uint8_t *buf, size_t len,
             }
             dht_udx_packet_t pkt;
             if (dht_udx_packet_decode(buf, len, &pkt) != 0) return;
+            s->busy = 1;
             dht_udx_conn_input(s->conn, &pkt, now_ms(sock->udx));
+            s->busy = 0;
             if (!s->closed) mark_dirty(s);
             return;
         }

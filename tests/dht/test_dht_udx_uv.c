@@ -38,7 +38,7 @@ typedef struct peer {
     uint32_t id;
     /* options */
     uint64_t to_send, destroy_after, chunk;
-    int end, end_on_end, messages, nohash;
+    int end, end_on_end, messages, nohash, echo;
     /* state */
     uint64_t sent, recv;
     crypto_hash_sha256_state sh, rh;
@@ -60,6 +60,10 @@ static void p_on_data(dht_udx_stream_t *s, const uint8_t *d, size_t n, void *ud)
     p->last_byte_ns = now;
     if (!p->nohash) crypto_hash_sha256_update(&p->rh, d, n);
     p->recv += n;
+    if (p->echo && dht_udx_stream_write(s, d, n) >= 0) { /* re-entrant write from on_data */
+        crypto_hash_sha256_update(&p->sh, d, n);
+        p->sent += n;
+    }
     if (p->destroy_after && p->recv >= p->destroy_after) dht_udx_stream_destroy(s);
 }
 static void p_on_end(dht_udx_stream_t *s, void *ud) {
@@ -608,7 +612,33 @@ TEST(uv_messages) {
     ASSERT_EQ_U64(a.messages_bad + b.messages_bad, 0);
 }
 
+/* B echoes from inside on_data (a write re-entering the stream from its own callback). */
+TEST(uv_echo_from_callback) {
+    pair_t *pr = calloc(1, sizeof *pr);
+    ASSERT_OK(pair_setup(pr));
+    pr->a.to_send = 4u << 20;
+    pr->a.end = 1;
+    pr->b.echo = 1;
+    pr->b.end_on_end = 1;
+    ASSERT_OK(peer_connect(&pr->a, peer_port(&pr->b), 22));
+    ASSERT_OK(peer_connect(&pr->b, peer_port(&pr->a), 11));
+    peer_go(&pr->a);
+    peer_go(&pr->b);
+    pair_run_until_closed(pr);
+    int to = pr->timed_out;
+    pair_teardown(pr);
+    peer_t a = pr->a, b = pr->b;
+    free(pr);
+    ASSERT_FALSE(to);
+    ASSERT_EQ_U64(b.recv, 4u << 20);
+    ASSERT_EQ_U64(a.recv, 4u << 20);
+    ASSERT_MEM_EQ(a.sent_sha, a.recv_sha, 32);
+    ASSERT_EQ_I64(a.close_status, 0);
+    ASSERT_EQ_I64(b.close_status, 0);
+}
+
 static const test_entry_t tests[] = {
+    TEST_ENTRY(uv_echo_from_callback),
     TEST_ENTRY(uv_transfer),        TEST_ENTRY(uv_transfer_lossy),
     TEST_ENTRY(uv_transfer_loss_only), TEST_ENTRY(uv_transfer_reorder_only),
     TEST_ENTRY(uv_destroy),         TEST_ENTRY(uv_demux_and_first_packet),

@@ -13,6 +13,7 @@
 #define INIT_SSTHRESH 255u
 #define POOL_MAX 256u
 #define DHT_UDX_MAX_TLP 3u
+#define DHT_UDX_RECV_SLACK (256u * 1024u)
 
 enum { L_NONE = 0, L_UNSENT, L_INFLIGHT, L_RTX };
 
@@ -397,6 +398,8 @@ static void on_data_packet(dht_udx_conn_t *c, const dht_udx_packet_t *pkt) {
     }
     uint32_t idx = seq & RECV_MASK;
     if (c->in[idx]) return; /* duplicate */
+    /* Memory bound: a peer ignoring our window cannot make us buffer much more than it. */
+    if (c->in_bytes + len > (uint64_t)DHT_UDX_RWND_MAX + DHT_UDX_RECV_SLACK) return;
     ipkt_t *p = malloc(sizeof *p + (len ? len : 1));
     if (!p) return; /* treated as loss */
     p->seq = seq;
@@ -541,7 +544,11 @@ static void process_acks(dht_udx_conn_t *c, const dht_udx_packet_t *pkt, uint64_
         if ((uint32_t)(e - s) > DHT_UDX_SEND_RING) continue;
         for (uint32_t q = s; dht_udx_seq_lt(q, e); q++) acked += (uint32_t)ack_one(c, q, 1, now);
     }
-    if (acked == 0) return;
+    if (acked == 0) {
+        /* A closed window with the peer still answering is "persist", not a dead peer. */
+        if (pkt->h.rwnd < DHT_UDX_MAX_PAYLOAD + DHT_UDX_HEADER_SIZE) c->rto_count = 0;
+        return;
+    }
     c->rto_count = 0;
     c->backoff = 0;
     c->tlp_count = 0;
@@ -689,6 +696,7 @@ static int emit_data(dht_udx_conn_t *c, opkt_t *p, uint64_t now, dht_udx_emit_fn
 
 static int window_allows(const dht_udx_conn_t *c, const opkt_t *p) {
     if (c->inflight.n >= c->cwnd) return 0;
+    if (p->list == L_RTX) return 1; /* already inside a window the peer granted */
     if (c->inflight_bytes + wire_size(p) <= c->send_rwnd) return 1;
     return c->zwp_due && c->inflight.n == 0;
 }

@@ -392,12 +392,17 @@ TEST(window_exhaustion) {
     dht_udx_conn_stats_t st;
     dht_udx_conn_get_stats(n->s[0].c, &st);
     int blocked = n->s[0].blocked;
+    /* A reader paused far longer than the RTO failure time is not a dead peer, also once
+     * its buffer is full and it drops our window probes (but still acks them). */
+    run(n, 500000, NULL);
+    int closed_while_paused = n->s[0].closed;
     dht_udx_conn_read_start(n->s[1].c);
     int ok = run(n, 600000, done_transfer);
     side_t b = n->s[1];
     net_free(n);
     free(n);
     ASSERT_EQ_U64(got_while_paused, 0);
+    ASSERT_EQ_U64(closed_while_paused, 0);
     /* The sender stayed within the advertised window (+ zero-window probes). */
     ASSERT_LE(distinct, DHT_UDX_RWND_MAX + 25 * DHT_UDX_MAX_PAYLOAD); /* + ≤ 1 probe / s */
     ASSERT_GT(distinct, DHT_UDX_RWND_MAX / 2);

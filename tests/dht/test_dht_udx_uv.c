@@ -637,7 +637,58 @@ TEST(uv_echo_from_callback) {
     ASSERT_EQ_I64(b.close_status, 0);
 }
 
+static int fw_calls;
+static int reject_all(dht_udx_stream_t *s, dht_udx_socket_t *sock, const struct sockaddr_in *from,
+                      void *ud) {
+    (void)s;
+    (void)sock;
+    (void)from;
+    (void)ud;
+    fw_calls++;
+    return 1;
+}
+
+/* Lifecycle rules: ids are unique, a socket with live streams refuses to close, the instance
+ * refuses to be freed while handles live, a rejecting firewall keeps first-packet mode. */
+TEST(uv_lifecycle_and_firewall) {
+    pair_t *pr = calloc(1, sizeof *pr);
+    ASSERT_OK(pair_setup(pr));
+    int err = 0;
+    ASSERT_TRUE(dht_udx_stream_new(pr->a.udx, 11, &peer_cbs, &pr->a, &err) == NULL);
+    ASSERT_EQ_I64(err, COMMON_EEXIST);
+    ASSERT_OK(peer_connect(&pr->a, peer_port(&pr->b), 22));
+    ASSERT_ERR(dht_udx_socket_close(pr->a.sock, NULL, NULL), COMMON_ESTATE);
+    ASSERT_ERR(dht_udx_free(pr->a.udx), COMMON_ESTATE);
+    ASSERT_ERR(peer_connect(&pr->a, peer_port(&pr->b), 22), COMMON_ESTATE);
+    /* B: a second stream in first-packet mode whose firewall rejects everything. */
+    dht_udx_stream_cbs_t cbs = peer_cbs;
+    cbs.on_firewall = reject_all;
+    static peer_t fwp;
+    memset(&fwp, 0, sizeof fwp);
+    dht_udx_stream_t *fw = dht_udx_stream_new(pr->b.udx, 33, &cbs, &fwp, &err);
+    ASSERT_TRUE(fw != NULL);
+    ASSERT_OK(dht_udx_stream_connect(fw, NULL, 44, NULL));
+    struct sockaddr_in tmp;
+    ASSERT_ERR(dht_udx_stream_remote(fw, &tmp), COMMON_ESTATE);
+    uint8_t pkt[20];
+    dht_udx_header_t h = {.type = DHT_UDX_TYPE_DATA, .id = 33, .rwnd = 1000};
+    dht_udx_header_encode(&h, pkt);
+    struct sockaddr_in to;
+    uv_ip4_addr("127.0.0.1", peer_port(&pr->b), &to);
+    fw_calls = 0;
+    ASSERT_OK(dht_udx_socket_send(pr->a.sock, pkt, sizeof pkt, &to, 0));
+    for (int i = 0; i < 1000 && fw_calls == 0 && !pr->timed_out; i++) uv_run(&pr->loop, UV_RUN_ONCE);
+    ASSERT_EQ_I64(fw_calls, 1);
+    ASSERT_ERR(dht_udx_stream_remote(fw, &tmp), COMMON_ESTATE);
+    dht_udx_stream_destroy(fw); /* never connected to anyone: closes at once */
+    ASSERT_EQ_I64(fwp.closed, 1);
+    ASSERT_EQ_I64(fwp.close_status, 0);
+    pair_teardown(pr);
+    free(pr);
+}
+
 static const test_entry_t tests[] = {
+    TEST_ENTRY(uv_lifecycle_and_firewall),
     TEST_ENTRY(uv_echo_from_callback),
     TEST_ENTRY(uv_transfer),        TEST_ENTRY(uv_transfer_lossy),
     TEST_ENTRY(uv_transfer_loss_only), TEST_ENTRY(uv_transfer_reorder_only),

@@ -75,6 +75,13 @@ async function runPeers ({ aImpl, bImpl, aArgs, bArgs, firstPacket, timeout }) {
     a.send('go')
     b.send('go')
     const [ares, bres] = await Promise.all([a.result(timeout + 5000), b.result(timeout + 5000)])
+    a.quit()
+    b.quit()
+    const t = setTimeout(killAll, 5000)
+    // Exit codes matter: the C peer runs under ASan/LSan, a leak makes it exit non-zero.
+    ares.exit_code = await a.exited
+    bres.exit_code = await b.exited
+    clearTimeout(t)
     return { a: ares, b: bres }
   } finally {
     a.quit()

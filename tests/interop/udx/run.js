@@ -127,6 +127,7 @@ async function main () {
     try {
       const r = await runPair({ timeout: 50000, ...sc })
       note = sc.check(r, errs)
+      if (r.c.exit_code !== 0) errs.push(`C peer exited with ${r.c.exit_code} (sanitizer report or leak?)`)
     } catch (err) {
       errs.push(err.message)
     }

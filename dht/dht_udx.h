@@ -69,8 +69,7 @@ typedef void (*dht_udx_other_cb)(dht_udx_socket_t *sock, const uint8_t *buf, siz
 typedef void (*dht_udx_socket_close_cb)(dht_udx_socket_t *sock, void *ud);
 
 /** @brief Create a socket and bind it to @p addr (IPv4; port 0 = any) and start reading. */
-int dht_udx_socket_open(dht_udx_t *udx, const struct sockaddr_in *addr,
-                        dht_udx_socket_t **out);
+int dht_udx_socket_open(dht_udx_t *udx, const struct sockaddr_in *addr, dht_udx_socket_t **out);
 /** @brief The bound address (port filled in). */
 int dht_udx_socket_getsockname(dht_udx_socket_t *sock, struct sockaddr_in *out);
 /** @brief Install the demux hook for non-stream datagrams (@p ud borrowed). */
@@ -87,8 +86,7 @@ void dht_udx_socket_set_impair(dht_udx_socket_t *sock, unsigned loss_permille,
                                unsigned reorder_permille, uint64_t seed);
 
 typedef struct dht_udx_socket_stats {
-    uint64_t rx_datagrams, tx_datagrams, rx_other, impair_dropped, impair_reordered,
-        tx_queued;
+    uint64_t rx_datagrams, tx_datagrams, rx_other, impair_dropped, impair_reordered, tx_queued;
 } dht_udx_socket_stats_t;
 void dht_udx_socket_get_stats(const dht_udx_socket_t *sock, dht_udx_socket_stats_t *out);
 
@@ -96,13 +94,13 @@ void dht_udx_socket_get_stats(const dht_udx_socket_t *sock, dht_udx_socket_stats
 
 typedef struct dht_udx_stream_cbs {
     void (*on_data)(dht_udx_stream_t *s, const uint8_t *data, size_t len, void *ud);
-    void (*on_end)(dht_udx_stream_t *s, void *ud);  /* peer half-closed */
+    void (*on_end)(dht_udx_stream_t *s, void *ud); /* peer half-closed */
     void (*on_message)(dht_udx_stream_t *s, const uint8_t *data, size_t len, void *ud);
     void (*on_drain)(dht_udx_stream_t *s, void *ud); /* after a write returned 0 */
     /** First-packet mode only: return 0 to accept @p from as the remote, non-zero to
      *  ignore the packet. NULL accepts everything. */
-    int (*on_firewall)(dht_udx_stream_t *s, dht_udx_socket_t *sock,
-                       const struct sockaddr_in *from, void *ud);
+    int (*on_firewall)(dht_udx_stream_t *s, dht_udx_socket_t *sock, const struct sockaddr_in *from,
+                       void *ud);
     void (*on_remote_changed)(dht_udx_stream_t *s, void *ud);
     /** 0: graceful or local destroy; DHT_EDESTROYED: peer reset; COMMON_ETIMEDOUT. */
     void (*on_close)(dht_udx_stream_t *s, int status, void *ud);
@@ -118,8 +116,8 @@ int dht_udx_stream_connect(dht_udx_stream_t *s, dht_udx_socket_t *sock, uint32_t
                            const struct sockaddr_in *addr);
 /** @brief Move a live stream to another socket / address / remote id (relay → direct);
  *  on_remote_changed fires when the packets sent to the old remote are acked. */
-int dht_udx_stream_change_remote(dht_udx_stream_t *s, dht_udx_socket_t *sock,
-                                 uint32_t remote_id, const struct sockaddr_in *addr);
+int dht_udx_stream_change_remote(dht_udx_stream_t *s, dht_udx_socket_t *sock, uint32_t remote_id,
+                                 const struct sockaddr_in *addr);
 /** @brief Queue bytes (copied). 1 = keep writing, 0 = wait for on_drain, <0 error. */
 int dht_udx_stream_write(dht_udx_stream_t *s, const void *data, size_t len);
 /** @brief Half close (END after queued data). */

@@ -7,12 +7,12 @@
 
 #include "common/common_err.h"
 
-#define SEND_MASK (DHT_UDX_SEND_RING - 1u)
-#define RECV_MASK (DHT_UDX_RECV_RING - 1u)
-#define INIT_CWND 10u
-#define INIT_SSTHRESH 255u
-#define POOL_MAX 256u
-#define DHT_UDX_MAX_TLP 3u
+#define SEND_MASK          (DHT_UDX_SEND_RING - 1u)
+#define RECV_MASK          (DHT_UDX_RECV_RING - 1u)
+#define INIT_CWND          10u
+#define INIT_SSTHRESH      255u
+#define POOL_MAX           256u
+#define DHT_UDX_MAX_TLP    3u
 #define DHT_UDX_RECV_SLACK (256u * 1024u)
 
 enum { L_NONE = 0, L_UNSENT, L_INFLIGHT, L_RTX };
@@ -94,18 +94,24 @@ struct dht_udx_conn {
 static void pl_push(plist_t *l, opkt_t *p, uint8_t which) {
     p->next = NULL;
     p->prev = l->tail;
-    if (l->tail) l->tail->next = p;
-    else l->head = p;
+    if (l->tail)
+        l->tail->next = p;
+    else
+        l->head = p;
     l->tail = p;
     l->n++;
     p->list = which;
 }
 
 static void pl_unlink(plist_t *l, opkt_t *p) {
-    if (p->prev) p->prev->next = p->next;
-    else l->head = p->next;
-    if (p->next) p->next->prev = p->prev;
-    else l->tail = p->prev;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        l->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        l->tail = p->prev;
     p->prev = p->next = NULL;
     l->n--;
     p->list = L_NONE;
@@ -325,8 +331,10 @@ int dht_udx_conn_send_message(dht_udx_conn_t *c, const void *data, size_t len) {
     m->next = NULL;
     m->len = (uint16_t)len;
     if (len) memcpy(m->data, data, len);
-    if (c->msg_tail) c->msg_tail->next = m;
-    else c->msg_head = m;
+    if (c->msg_tail)
+        c->msg_tail->next = m;
+    else
+        c->msg_head = m;
     c->msg_tail = m;
     c->msg_n++;
     return 0;
@@ -457,7 +465,8 @@ static int ack_one(dht_udx_conn_t *c, uint32_t seq, int sacked, uint64_t now) {
         }
     }
     /* Reordering: a never-retransmitted packet delivered below the highest delivered one. */
-    if (dht_udx_seq_lt(c->rack_fack, seq + 1)) c->rack_fack = seq + 1;
+    if (dht_udx_seq_lt(c->rack_fack, seq + 1))
+        c->rack_fack = seq + 1;
     else if (sacked == 0 && !p->retransmitted && dht_udx_seq_lt(seq + 1, c->rack_fack))
         c->reordering_seen = 1;
     c->queued_bytes -= p->len;
@@ -662,8 +671,10 @@ static int emit_state(dht_udx_conn_t *c, uint64_t now, dht_udx_emit_fn emit, voi
             ipkt_t *p = c->in[s & RECV_MASK];
             if (!p || p->seq != s) continue;
             found++;
-            if (ns > 0 && sacks[ns - 1].end == s) sacks[ns - 1].end = s + 1;
-            else sacks[ns++] = (dht_udx_sack_t){s, s + 1};
+            if (ns > 0 && sacks[ns - 1].end == s)
+                sacks[ns - 1].end = s + 1;
+            else
+                sacks[ns++] = (dht_udx_sack_t){s, s + 1};
         }
     }
     uint8_t type = extra_type | (ns ? DHT_UDX_TYPE_SACK : 0);
@@ -678,8 +689,7 @@ static int emit_state(dht_udx_conn_t *c, uint64_t now, dht_udx_emit_fn emit, voi
     return 0;
 }
 
-static int emit_data(dht_udx_conn_t *c, opkt_t *p, uint64_t now, dht_udx_emit_fn emit,
-                     void *ud) {
+static int emit_data(dht_udx_conn_t *c, opkt_t *p, uint64_t now, dht_udx_emit_fn emit, void *ud) {
     uint8_t hdr[DHT_UDX_HEADER_SIZE];
     make_header(c, p->type, p->seq, hdr);
     int r = emit(ud, hdr, sizeof hdr, p->data, p->len);

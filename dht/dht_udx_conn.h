@@ -39,7 +39,7 @@
 #include "dht/dht_udx_packet.h"
 
 /** IP path MTU we assume (no MTU probing yet) and the data bytes per packet (MTU − 48). */
-#define DHT_UDX_MTU 1200
+#define DHT_UDX_MTU         1200
 #define DHT_UDX_MAX_PAYLOAD (DHT_UDX_MTU - 48)
 
 /** Receive window we advertise when nothing is buffered (the reference uses 4 MiB). */
@@ -93,8 +93,8 @@ typedef struct dht_udx_conn_cbs {
 /** Emit one datagram = header bytes followed by body bytes (both borrowed for the call).
  *  Return 0 when sent (or deliberately dropped), COMMON_EAGAIN to stop this poll; the
  *  driver must poll again once the socket can send. */
-typedef int (*dht_udx_emit_fn)(void *ud, const uint8_t *hdr, size_t hdr_len,
-                               const uint8_t *body, size_t body_len);
+typedef int (*dht_udx_emit_fn)(void *ud, const uint8_t *hdr, size_t hdr_len, const uint8_t *body,
+                               size_t body_len);
 
 typedef struct dht_udx_conn_stats {
     uint64_t packets_tx, packets_rx, bytes_tx, bytes_rx;

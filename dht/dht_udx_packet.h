@@ -22,16 +22,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DHT_UDX_MAGIC 0xFF
-#define DHT_UDX_VERSION 0x01
+#define DHT_UDX_MAGIC       0xFF
+#define DHT_UDX_VERSION     0x01
 #define DHT_UDX_HEADER_SIZE 20
 
 /* Type flags. */
-#define DHT_UDX_TYPE_DATA 1
-#define DHT_UDX_TYPE_END 2
-#define DHT_UDX_TYPE_SACK 4
-#define DHT_UDX_TYPE_MESSAGE 8
-#define DHT_UDX_TYPE_DESTROY 16
+#define DHT_UDX_TYPE_DATA      1
+#define DHT_UDX_TYPE_END       2
+#define DHT_UDX_TYPE_SACK      4
+#define DHT_UDX_TYPE_MESSAGE   8
+#define DHT_UDX_TYPE_DESTROY   16
 #define DHT_UDX_TYPE_HEARTBEAT 32
 
 /** Maximum SACK ranges we read from or write into one packet (the reference sends ≤ 50). */

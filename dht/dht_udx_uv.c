@@ -7,7 +7,7 @@
 
 #include "common/common_err.h"
 
-#define NBUCKETS 1024u
+#define NBUCKETS    1024u
 #define IMPAIR_HOLD 4
 
 typedef struct held {
@@ -40,10 +40,10 @@ struct dht_udx_socket {
     dht_udx_socket_close_cb close_cb;
     void *close_ud;
     int closing, pending_closes;
-    unsigned nstreams;          /* streams using this socket */
-    unsigned queued_sends;      /* uv_udp_send requests outstanding */
-    dht_udx_stream_t *streams;  /* attached streams (for flush after unblocking) */
-    dht_udx_stream_t *dirty;    /* streams to poll in the check phase */
+    unsigned nstreams;         /* streams using this socket */
+    unsigned queued_sends;     /* uv_udp_send requests outstanding */
+    dht_udx_stream_t *streams; /* attached streams (for flush after unblocking) */
+    dht_udx_stream_t *dirty;   /* streams to poll in the check phase */
     impair_t tx_imp, rx_imp;
     dht_udx_socket_stats_t st;
     uint8_t rbuf[DHT_UDX_MAX_DATAGRAM];
@@ -60,9 +60,9 @@ struct dht_udx_stream {
     uint8_t have_remote, connect_called, closed, dirty, in_table, lingering, finalized;
     uint8_t busy; /* inside a core call: flushes requested by callbacks are deferred */
     uv_timer_t timer;
-    dht_udx_stream_t *hnext;              /* hash bucket chain */
-    dht_udx_stream_t *sprev, *snext;      /* socket's stream list */
-    dht_udx_stream_t *dnext;              /* socket's dirty list */
+    dht_udx_stream_t *hnext;         /* hash bucket chain */
+    dht_udx_stream_t *sprev, *snext; /* socket's stream list */
+    dht_udx_stream_t *dnext;         /* socket's dirty list */
 };
 
 typedef struct send_req {
@@ -142,15 +142,16 @@ static uint32_t imp_next(impair_t *im) {
 }
 
 /* Returns 1 if the packet is consumed (dropped or held), 0 to pass it on now. */
-static int imp_filter(impair_t *im, dht_udx_socket_stats_t *st, const uint8_t *buf,
-                      size_t len, const struct sockaddr_in *addr) {
+static int imp_filter(impair_t *im, dht_udx_socket_stats_t *st, const uint8_t *buf, size_t len,
+                      const struct sockaddr_in *addr) {
     if (!im->loss_pm && !im->reorder_pm) return 0;
     uint32_t r = imp_next(im) % 1000u;
     if (r < im->loss_pm) {
         st->impair_dropped++;
         return 1;
     }
-    if (r < im->loss_pm + im->reorder_pm && im->nheld < IMPAIR_HOLD && len <= DHT_UDX_MAX_DATAGRAM) {
+    if (r < im->loss_pm + im->reorder_pm && im->nheld < IMPAIR_HOLD &&
+        len <= DHT_UDX_MAX_DATAGRAM) {
         held_t *h = malloc(sizeof *h);
         if (!h) return 0;
         h->len = len;
@@ -236,9 +237,9 @@ static int raw_send(dht_udx_socket_t *sock, const uv_buf_t *bufs, unsigned nbufs
                     const struct sockaddr_in *to, int allow_queue) {
     if (sock->closing) return 0;
     if (sock->queued_sends > 0 && !allow_queue) return COMMON_EAGAIN;
-    int r = sock->queued_sends ? UV_EAGAIN
-                               : uv_udp_try_send(&sock->udp, bufs, nbufs,
-                                                 (const struct sockaddr *)to);
+    int r = sock->queued_sends
+                ? UV_EAGAIN
+                : uv_udp_try_send(&sock->udp, bufs, nbufs, (const struct sockaddr *)to);
     if (r >= 0) {
         sock->st.tx_datagrams++;
         return 0;
@@ -274,7 +275,8 @@ static int send_impaired(dht_udx_socket_t *sock, const uv_buf_t *bufs, unsigned 
         uint8_t flat[DHT_UDX_MAX_DATAGRAM];
         size_t len = 0;
         for (unsigned i = 0; i < nbufs; i++) {
-            if (len + bufs[i].len > sizeof flat) return raw_send(sock, bufs, nbufs, to, allow_queue);
+            if (len + bufs[i].len > sizeof flat)
+                return raw_send(sock, bufs, nbufs, to, allow_queue);
             memcpy(flat + len, bufs[i].base, bufs[i].len);
             len += bufs[i].len;
         }
@@ -336,16 +338,20 @@ static void stream_flush(dht_udx_stream_t *s) {
     uint64_t d = dht_udx_conn_poll(s->conn, now, stream_emit, s);
     s->busy = 0;
     if (s->closed) return;
-    if (d == UINT64_MAX) uv_timer_stop(&s->timer);
-    else uv_timer_start(&s->timer, on_timer, d > now ? d - now : 1, 0);
+    if (d == UINT64_MAX)
+        uv_timer_stop(&s->timer);
+    else
+        uv_timer_start(&s->timer, on_timer, d > now ? d - now : 1, 0);
 }
 
 static void finalize(dht_udx_stream_t *s);
 
 static void on_timer(uv_timer_t *t) {
     dht_udx_stream_t *s = t->data;
-    if (s->closed) finalize(s); /* end of the linger period */
-    else stream_flush(s);
+    if (s->closed)
+        finalize(s); /* end of the linger period */
+    else
+        stream_flush(s);
 }
 
 static void on_check(uv_check_t *h) {
@@ -378,8 +384,10 @@ static void detach(dht_udx_stream_t *s) {
         s->dirty = 0;
         s->dnext = NULL;
     }
-    if (s->sprev) s->sprev->snext = s->snext;
-    else sock->streams = s->snext;
+    if (s->sprev)
+        s->sprev->snext = s->snext;
+    else
+        sock->streams = s->snext;
     if (s->snext) s->snext->sprev = s->sprev;
     s->sprev = s->snext = NULL;
     sock->nstreams--;
@@ -505,8 +513,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 
 /* ------------------------------------------------------------------ sockets */
 
-int dht_udx_socket_open(dht_udx_t *udx, const struct sockaddr_in *addr,
-                        dht_udx_socket_t **out) {
+int dht_udx_socket_open(dht_udx_t *udx, const struct sockaddr_in *addr, dht_udx_socket_t **out) {
     if (!udx || !addr || !out) return COMMON_EINVAL;
     dht_udx_socket_t *sock = calloc(1, sizeof *sock);
     if (!sock) return COMMON_ENOMEM;
@@ -611,7 +618,7 @@ dht_udx_stream_t *dht_udx_stream_new(dht_udx_t *udx, uint32_t local_id,
         if (err) *err = COMMON_ENOMEM;
         return NULL;
     }
-    dht_udx_conn_cbs_t ccbs = {c_on_data, c_on_end, c_on_message, c_on_drain,
+    dht_udx_conn_cbs_t ccbs = {c_on_data,           c_on_end,  c_on_message, c_on_drain,
                                c_on_remote_changed, c_on_close};
     s->conn = dht_udx_conn_new(local_id, &ccbs, s, &e);
     if (!s->conn) {
@@ -651,8 +658,8 @@ int dht_udx_stream_connect(dht_udx_stream_t *s, dht_udx_socket_t *sock, uint32_t
     return 0;
 }
 
-int dht_udx_stream_change_remote(dht_udx_stream_t *s, dht_udx_socket_t *sock,
-                                 uint32_t remote_id, const struct sockaddr_in *addr) {
+int dht_udx_stream_change_remote(dht_udx_stream_t *s, dht_udx_socket_t *sock, uint32_t remote_id,
+                                 const struct sockaddr_in *addr) {
     if (!s || s->closed || !s->connect_called) return COMMON_ESTATE;
     if (!sock || !addr || sock->closing || sock->udx != s->udx || addr->sin_port == 0)
         return COMMON_EINVAL;

@@ -40,7 +40,7 @@ typedef struct net {
     side_t s[2];
     qpkt_t *q;
     size_t nq, capq;
-    unsigned latency, jitter;               /* ms */
+    unsigned latency, jitter;                  /* ms */
     unsigned loss_pm[2], dup_pm, blackhole[2]; /* per direction (index = sender) */
     uint64_t rng;
     /* observation of packets sent by side 0 */
@@ -160,7 +160,7 @@ static void cb_close(void *ud, int status) {
     s->close_status = status;
 }
 
-static const dht_udx_conn_cbs_t cbs = {cb_data, cb_end, cb_message, cb_drain,
+static const dht_udx_conn_cbs_t cbs = {cb_data,           cb_end,  cb_message, cb_drain,
                                        cb_remote_changed, cb_close};
 
 static void net_init(net_t *n, uint64_t seed) {
@@ -202,8 +202,10 @@ static int run(net_t *n, uint64_t max_ms, done_fn done) {
         for (int i = 0; i < 2; i++)
             if (n->s[i].deadline < next) next = n->s[i].deadline;
         if (next == UINT64_MAX || next > end) {
-            if (next == UINT64_MAX) n->vc.now_ms = end;
-            else n->vc.now_ms = end;
+            if (next == UINT64_MAX)
+                n->vc.now_ms = end;
+            else
+                n->vc.now_ms = end;
             return done ? done(n) : 1;
         }
         if (next > n->vc.now_ms) n->vc.now_ms = next;
@@ -283,8 +285,8 @@ TEST(codec_roundtrip) {
 
 /* ------------------------------------------------------------------ transfers */
 
-static void check_transfer(test_ctx_t *test_ctx_, uint64_t seed, unsigned loss_pm,
-                           unsigned jitter, unsigned dup_pm, uint64_t bytes, int both_ways,
+static void check_transfer(test_ctx_t *test_ctx_, uint64_t seed, unsigned loss_pm, unsigned jitter,
+                           unsigned dup_pm, uint64_t bytes, int both_ways,
                            dht_udx_conn_stats_t *st_out) {
     net_t *n = malloc(sizeof *n);
     net_init(n, seed);
@@ -301,7 +303,9 @@ static void check_transfer(test_ctx_t *test_ctx_, uint64_t seed, unsigned loss_p
     dht_udx_conn_get_stats(n->s[0].c, st_out);
     side_t a = n->s[0], b = n->s[1];
     if (!ok)
-        fprintf(stderr, "  stuck: a wrote %llu recv %llu ended %d closed %d/%d; b recv %llu ended %d closed %d/%d; rto %llu\n",
+        fprintf(stderr,
+                "  stuck: a wrote %llu recv %llu ended %d closed %d/%d; b recv %llu ended %d "
+                "closed %d/%d; rto %llu\n",
                 (unsigned long long)a.written, (unsigned long long)a.received, a.ended, a.closed,
                 a.close_status, (unsigned long long)b.received, b.ended, b.closed, b.close_status,
                 (unsigned long long)st_out->rto_events);
@@ -561,10 +565,10 @@ TEST(garbage_input_is_harmless) {
     ASSERT_LE(b.received, 50000 + 64 * 20000);
 }
 
-TEST_MAIN(TEST_ENTRY(codec_roundtrip), TEST_ENTRY(clean_transfer),
-          TEST_ENTRY(loss_both_directions), TEST_ENTRY(heavy_loss), TEST_ENTRY(reordering),
-          TEST_ENTRY(duplication), TEST_ENTRY(loss_reorder_dup),
-          TEST_ENTRY(congestion_backs_off_under_loss), TEST_ENTRY(window_exhaustion),
-          TEST_ENTRY(rto_backoff_and_peer_disappearance), TEST_ENTRY(destroy_resets_peer),
-          TEST_ENTRY(half_close_keeps_other_direction), TEST_ENTRY(messages_and_heartbeat),
-          TEST_ENTRY(change_remote), TEST_ENTRY(garbage_input_is_harmless))
+TEST_MAIN(TEST_ENTRY(codec_roundtrip), TEST_ENTRY(clean_transfer), TEST_ENTRY(loss_both_directions),
+          TEST_ENTRY(heavy_loss), TEST_ENTRY(reordering), TEST_ENTRY(duplication),
+          TEST_ENTRY(loss_reorder_dup), TEST_ENTRY(congestion_backs_off_under_loss),
+          TEST_ENTRY(window_exhaustion), TEST_ENTRY(rto_backoff_and_peer_disappearance),
+          TEST_ENTRY(destroy_resets_peer), TEST_ENTRY(half_close_keeps_other_direction),
+          TEST_ENTRY(messages_and_heartbeat), TEST_ENTRY(change_remote),
+          TEST_ENTRY(garbage_input_is_harmless))

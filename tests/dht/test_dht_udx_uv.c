@@ -217,9 +217,8 @@ static void out_json_result(cli_t *c) {
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-    double rsecs = p->last_byte_ns > p->first_byte_ns
-                       ? (double)(p->last_byte_ns - p->first_byte_ns) / 1e9
-                       : 0;
+    double rsecs =
+        p->last_byte_ns > p->first_byte_ns ? (double)(p->last_byte_ns - p->first_byte_ns) / 1e9 : 0;
     dht_udx_socket_stats_t ss_st = {0};
     if (p->sock) dht_udx_socket_get_stats(p->sock, &ss_st);
     printf("{\"impl\":\"c\",\"sent\":%llu,\"sent_sha\":\"%s\",\"recv\":%llu,\"recv_sha\":\"%s\","
@@ -229,12 +228,14 @@ static void out_json_result(cli_t *c) {
            "\"retransmits\":%llu,\"rto\":%llu,\"tlp\":%llu,\"fast_recoveries\":%llu}\n",
            (unsigned long long)p->sent, ss, (unsigned long long)p->recv, rs,
            p->ended ? "true" : "false",
-           !p->closed ? "open" : p->close_status == 0 ? "ok" : "error", p->close_status,
-           p->messages_rx, p->messages_bad ? "false" : "true", c->timed_out ? "true" : "false",
-           cpu, rsecs, (unsigned long long)p->rx_other, (unsigned long long)ss_st.impair_dropped,
-           (unsigned long long)ss_st.impair_reordered, (unsigned long long)p->st.retransmits,
-           (unsigned long long)p->st.rto_events, (unsigned long long)p->st.tlp_probes,
-           (unsigned long long)p->st.fast_recoveries);
+           !p->closed             ? "open"
+           : p->close_status == 0 ? "ok"
+                                  : "error",
+           p->close_status, p->messages_rx, p->messages_bad ? "false" : "true",
+           c->timed_out ? "true" : "false", cpu, rsecs, (unsigned long long)p->rx_other,
+           (unsigned long long)ss_st.impair_dropped, (unsigned long long)ss_st.impair_reordered,
+           (unsigned long long)p->st.retransmits, (unsigned long long)p->st.rto_events,
+           (unsigned long long)p->st.tlp_probes, (unsigned long long)p->st.fast_recoveries);
     fflush(stdout);
 }
 
@@ -326,23 +327,35 @@ static int peer_main(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         uint64_t *dst = NULL;
-        if (!strcmp(a, "--end")) tmp.end = 1;
-        else if (!strcmp(a, "--end-on-end")) tmp.end_on_end = 1;
-        else if (!strcmp(a, "--nohash")) tmp.nohash = 1; /* bench: fixed data, no SHA-256 */
-        else if (!strcmp(a, "--id")) dst = &id;
-        else if (!strcmp(a, "--send")) dst = &tmp.to_send;
-        else if (!strcmp(a, "--destroy-after")) dst = &tmp.destroy_after;
-        else if (!strcmp(a, "--timeout")) dst = &timeout;
-        else if (!strcmp(a, "--loss")) dst = &loss;
-        else if (!strcmp(a, "--reorder")) dst = &reorder;
-        else if (!strcmp(a, "--seed")) dst = &seed;
-        else if (!strcmp(a, "--chunk")) dst = &tmp.chunk;
+        if (!strcmp(a, "--end"))
+            tmp.end = 1;
+        else if (!strcmp(a, "--end-on-end"))
+            tmp.end_on_end = 1;
+        else if (!strcmp(a, "--nohash"))
+            tmp.nohash = 1; /* bench: fixed data, no SHA-256 */
+        else if (!strcmp(a, "--id"))
+            dst = &id;
+        else if (!strcmp(a, "--send"))
+            dst = &tmp.to_send;
+        else if (!strcmp(a, "--destroy-after"))
+            dst = &tmp.destroy_after;
+        else if (!strcmp(a, "--timeout"))
+            dst = &timeout;
+        else if (!strcmp(a, "--loss"))
+            dst = &loss;
+        else if (!strcmp(a, "--reorder"))
+            dst = &reorder;
+        else if (!strcmp(a, "--seed"))
+            dst = &seed;
+        else if (!strcmp(a, "--chunk"))
+            dst = &tmp.chunk;
         else if (!strcmp(a, "--messages")) {
             uint64_t m;
             if (i + 1 >= argc || parse_u64(argv[++i], &m) || m > 1000) goto usage;
             tmp.messages = (int)m;
             continue;
-        } else goto usage;
+        } else
+            goto usage;
         if (dst) {
             if (i + 1 >= argc || parse_u64(argv[++i], dst)) goto usage;
         }
@@ -362,7 +375,8 @@ static int peer_main(int argc, char **argv) {
     c.p.chunk = tmp.chunk;
     c.p.nohash = tmp.nohash;
     if (c.p.nohash) randombytes_buf(c.p.buf, 1u << 20);
-    if (loss || reorder) dht_udx_socket_set_impair(c.p.sock, (unsigned)loss, (unsigned)reorder, seed);
+    if (loss || reorder)
+        dht_udx_socket_set_impair(c.p.sock, (unsigned)loss, (unsigned)reorder, seed);
     uv_pipe_init(loop, &c.in, 0);
     uv_pipe_open(&c.in, 0);
     c.in.data = &c;
@@ -380,9 +394,10 @@ static int peer_main(int argc, char **argv) {
     uv_loop_close(loop);
     return c.timed_out || !c.p.closed ? 1 : 0;
 usage:
-    fprintf(stderr, "usage: %s peer [--id N] [--send BYTES] [--end] [--end-on-end] "
-                    "[--destroy-after BYTES] [--messages N] [--timeout MS] [--loss PM] "
-                    "[--reorder PM] [--seed N] [--chunk BYTES] [--nohash]\n",
+    fprintf(stderr,
+            "usage: %s peer [--id N] [--send BYTES] [--end] [--end-on-end] "
+            "[--destroy-after BYTES] [--messages N] [--timeout MS] [--loss PM] "
+            "[--reorder PM] [--seed N] [--chunk BYTES] [--nohash]\n",
             argv[0]);
     return 2;
 }
@@ -425,15 +440,13 @@ static void pair_teardown(pair_t *pr) {
     peer_close(&pr->b);
     uv_timer_stop(&pr->guard);
     uv_close((uv_handle_t *)&pr->guard, NULL);
-    for (int i = 0; i < 1000 && uv_run(&pr->loop, UV_RUN_NOWAIT); i++) {
-    }
+    for (int i = 0; i < 1000 && uv_run(&pr->loop, UV_RUN_NOWAIT); i++) {}
     peer_free(&pr->a);
     peer_free(&pr->b);
     uv_loop_close(&pr->loop);
 }
 
-static void transfer_test(test_ctx_t *test_ctx_, unsigned loss, unsigned reorder,
-                          uint64_t bytes) {
+static void transfer_test(test_ctx_t *test_ctx_, unsigned loss, unsigned reorder, uint64_t bytes) {
     pair_t *pr = calloc(1, sizeof *pr);
     ASSERT_OK(pair_setup(pr));
     if (loss || reorder) dht_udx_socket_set_impair(pr->a.sock, loss, reorder, 42);
@@ -546,7 +559,6 @@ TEST(uv_demux_and_first_packet) {
     ASSERT_EQ_I64(a.close_status, 0);
     ASSERT_EQ_I64(b.close_status, 0);
 }
-
 
 /* A moves its stream to a second socket mid-transfer; B keeps sending to the address it
  * knows until A's packets (from the new socket) — here B also changes, as the swarm layer
@@ -677,7 +689,8 @@ TEST(uv_lifecycle_and_firewall) {
     uv_ip4_addr("127.0.0.1", peer_port(&pr->b), &to);
     fw_calls = 0;
     ASSERT_OK(dht_udx_socket_send(pr->a.sock, pkt, sizeof pkt, &to, 0));
-    for (int i = 0; i < 1000 && fw_calls == 0 && !pr->timed_out; i++) uv_run(&pr->loop, UV_RUN_ONCE);
+    for (int i = 0; i < 1000 && fw_calls == 0 && !pr->timed_out; i++)
+        uv_run(&pr->loop, UV_RUN_ONCE);
     ASSERT_EQ_I64(fw_calls, 1);
     ASSERT_ERR(dht_udx_stream_remote(fw, &tmp), COMMON_ESTATE);
     dht_udx_stream_destroy(fw); /* never connected to anyone: closes at once */
@@ -690,10 +703,14 @@ TEST(uv_lifecycle_and_firewall) {
 static const test_entry_t tests[] = {
     TEST_ENTRY(uv_lifecycle_and_firewall),
     TEST_ENTRY(uv_echo_from_callback),
-    TEST_ENTRY(uv_transfer),        TEST_ENTRY(uv_transfer_lossy),
-    TEST_ENTRY(uv_transfer_loss_only), TEST_ENTRY(uv_transfer_reorder_only),
-    TEST_ENTRY(uv_destroy),         TEST_ENTRY(uv_demux_and_first_packet),
-    TEST_ENTRY(uv_change_remote),   TEST_ENTRY(uv_messages),
+    TEST_ENTRY(uv_transfer),
+    TEST_ENTRY(uv_transfer_lossy),
+    TEST_ENTRY(uv_transfer_loss_only),
+    TEST_ENTRY(uv_transfer_reorder_only),
+    TEST_ENTRY(uv_destroy),
+    TEST_ENTRY(uv_demux_and_first_packet),
+    TEST_ENTRY(uv_change_remote),
+    TEST_ENTRY(uv_messages),
 };
 
 int main(int argc, char **argv) {

@@ -43,7 +43,7 @@ static void on_data(void *ud, const uint8_t *d, size_t n) {
     fz_t *f = s->f;
     if (!f->forged) {
         for (size_t i = 0; i < n; i++)
-            if (d[i] != pat(f->received[s->idx] + i)) abort(); /* corrupted or reordered */
+            if (d[i] != pat(f->received[s->idx] + i)) abort();         /* corrupted or reordered */
         if (f->received[s->idx] + n > f->written[1 - s->idx]) abort(); /* never written */
     }
     f->received[s->idx] += n;
@@ -145,18 +145,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (r >= 0) f.written[side] += n;
             break;
         }
-        case 5:
-            dht_udx_conn_end(c);
-            break;
-        case 6:
-            dht_udx_conn_send_message(c, buf, arg);
-            break;
-        case 7:
-            f.now += (uint64_t)arg * ((op & 0x80) ? 100 : 1);
-            break;
+        case 5: dht_udx_conn_end(c); break;
+        case 6: dht_udx_conn_send_message(c, buf, arg); break;
+        case 7: f.now += (uint64_t)arg * ((op & 0x80) ? 100 : 1); break;
         case 8:
-            if (arg & 1) dht_udx_conn_read_stop(c);
-            else dht_udx_conn_read_start(c);
+            if (arg & 1)
+                dht_udx_conn_read_stop(c);
+            else
+                dht_udx_conn_read_start(c);
             break;
         case 9: { /* crafted packet near the conn's sequence space */
             uint8_t raw[DHT_UDX_MAX_DATAGRAM];
@@ -181,13 +177,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             break;
         }
         case 10:
-            if (arg == 0xA5) dht_udx_conn_destroy(c);
-            else if (arg == 0x5A) dht_udx_conn_change_remote(c, 11 - (uint32_t)side, f.now);
-            else dht_udx_conn_set_keepalive(c, arg);
+            if (arg == 0xA5)
+                dht_udx_conn_destroy(c);
+            else if (arg == 0x5A)
+                dht_udx_conn_change_remote(c, 11 - (uint32_t)side, f.now);
+            else
+                dht_udx_conn_set_keepalive(c, arg);
             break;
-        case 11:
-            f.now += 1000u * (arg & 63);
-            break;
+        case 11: f.now += 1000u * (arg & 63); break;
         }
         poll_both(&f);
     }

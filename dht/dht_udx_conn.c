@@ -7,8 +7,7 @@
 
 #include "common/common_err.h"
 
-#define SEND_MASK          (DHT_UDX_SEND_RING - 1u)
-#define RECV_MASK          (DHT_UDX_RECV_RING - 1u)
+#define RING_INIT          64u /* rings start small and double up to the caps */
 #define INIT_CWND          10u
 #define INIT_SSTHRESH      255u
 #define POOL_MAX           256u
@@ -59,7 +58,8 @@ struct dht_udx_conn {
 
     /* sender */
     uint32_t seq, remote_acked, seq_on_change;
-    opkt_t *out[DHT_UDX_SEND_RING];
+    opkt_t **out; /* sent, unacked packets by seq & (out_cap - 1) */
+    uint32_t out_cap;
     plist_t unsent, inflight, rtx;
     opkt_t *pool;
     uint32_t pool_n;
@@ -79,7 +79,8 @@ struct dht_udx_conn {
 
     /* receiver */
     uint32_t ack, deliver;
-    ipkt_t *in[DHT_UDX_RECV_RING];
+    ipkt_t **in; /* received, undelivered packets by seq & (in_cap - 1) */
+    uint32_t in_cap;
     uint32_t in_count;
     uint64_t in_bytes;
 
@@ -138,6 +139,52 @@ static void pkt_release(dht_udx_conn_t *c, opkt_t *p) {
     } else {
         free(p);
     }
+}
+
+static opkt_t *out_get(const dht_udx_conn_t *c, uint32_t seq) {
+    opkt_t *p = c->out[seq & (c->out_cap - 1)];
+    return p && p->seq == seq ? p : NULL;
+}
+
+static ipkt_t *in_get(const dht_udx_conn_t *c, uint32_t seq) {
+    ipkt_t *p = c->in[seq & (c->in_cap - 1)];
+    return p && p->seq == seq ? p : NULL;
+}
+
+/* Make room for sequence numbers up to seq − remote_acked < out_cap. 0 or COMMON_ENOMEM. */
+static int out_grow(dht_udx_conn_t *c, uint32_t span) {
+    if (span < c->out_cap) return 0;
+    uint32_t cap = c->out_cap;
+    while (span >= cap && cap < DHT_UDX_SEND_RING) cap *= 2;
+    if (span >= cap) return COMMON_ERANGE;
+    opkt_t **n = calloc(cap, sizeof *n);
+    if (!n) return COMMON_ENOMEM;
+    for (uint32_t s = c->remote_acked; s != c->seq; s++) {
+        opkt_t *p = out_get(c, s);
+        if (p) n[s & (cap - 1)] = p;
+    }
+    free(c->out);
+    c->out = n;
+    c->out_cap = cap;
+    return 0;
+}
+
+/* Make room for sequence numbers up to seq − deliver < in_cap. */
+static int in_grow(dht_udx_conn_t *c, uint32_t span) {
+    if (span < c->in_cap) return 0;
+    uint32_t cap = c->in_cap;
+    while (span >= cap && cap < DHT_UDX_RECV_RING) cap *= 2;
+    if (span >= cap) return COMMON_ERANGE;
+    ipkt_t **n = calloc(cap, sizeof *n);
+    if (!n) return COMMON_ENOMEM;
+    for (uint32_t i = 0; i < c->in_cap; i++) {
+        ipkt_t *p = c->in[i];
+        if (p) n[p->seq & (cap - 1)] = p;
+    }
+    free(c->in);
+    c->in = n;
+    c->in_cap = cap;
+    return 0;
 }
 
 static plist_t *list_of(dht_udx_conn_t *c, opkt_t *p) {
@@ -205,13 +252,21 @@ dht_udx_conn_t *dht_udx_conn_new(uint32_t local_id, const dht_udx_conn_cbs_t *cb
     c->cwnd = INIT_CWND;
     c->ssthresh = INIT_SSTHRESH;
     c->rto = DHT_UDX_RTO_MIN_MS;
+    c->out_cap = c->in_cap = RING_INIT;
+    c->out = calloc(RING_INIT, sizeof *c->out);
+    c->in = calloc(RING_INIT, sizeof *c->in);
+    if (!c->out || !c->in) {
+        dht_udx_conn_free(c);
+        if (err) *err = COMMON_ENOMEM;
+        return NULL;
+    }
     if (err) *err = 0;
     return c;
 }
 
 void dht_udx_conn_free(dht_udx_conn_t *c) {
     if (!c) return;
-    for (uint32_t i = 0; i < DHT_UDX_SEND_RING; i++) {
+    for (uint32_t i = 0; c->out && i < c->out_cap; i++) {
         opkt_t *p = c->out[i];
         if (p && p->list != L_UNSENT) free(p);
     }
@@ -223,7 +278,9 @@ void dht_udx_conn_free(dht_udx_conn_t *c) {
         n = p->next;
         free(p);
     }
-    for (uint32_t i = 0; i < DHT_UDX_RECV_RING; i++) free(c->in[i]);
+    for (uint32_t i = 0; c->in && i < c->in_cap; i++) free(c->in[i]);
+    free(c->out);
+    free(c->in);
     for (msg_t *m = c->msg_head, *n; m; m = n) {
         n = m->next;
         free(m);
@@ -372,10 +429,9 @@ void dht_udx_conn_set_keepalive(dht_udx_conn_t *c, uint32_t ms) {
 /* Deliver buffered in-order packets while reading. */
 static void deliver_ready(dht_udx_conn_t *c) {
     while (c->reading && !c->closed && c->deliver != c->ack) {
-        uint32_t idx = c->deliver & RECV_MASK;
-        ipkt_t *p = c->in[idx];
-        if (!p || p->seq != c->deliver) break; /* cannot happen: [deliver, ack) is filled */
-        c->in[idx] = NULL;
+        ipkt_t *p = in_get(c, c->deliver);
+        if (!p) break; /* cannot happen: [deliver, ack) is filled */
+        c->in[c->deliver & (c->in_cap - 1)] = NULL;
         c->in_count--;
         c->in_bytes -= p->len;
         c->deliver++;
@@ -404,7 +460,8 @@ static void on_data_packet(dht_udx_conn_t *c, const dht_udx_packet_t *pkt) {
         if (len && c->cbs.on_data) c->cbs.on_data(c->ud, pkt->payload, len);
         goto drain_ooo;
     }
-    uint32_t idx = seq & RECV_MASK;
+    if (in_grow(c, (uint32_t)(seq - c->deliver)) != 0) return; /* treated as loss */
+    uint32_t idx = seq & (c->in_cap - 1);
     if (c->in[idx]) return; /* duplicate */
     /* Memory bound: a peer ignoring our window cannot make us buffer much more than it. */
     if (c->in_bytes + len > (uint64_t)DHT_UDX_RWND_MAX + DHT_UDX_RECV_SLACK) return;
@@ -419,8 +476,7 @@ static void on_data_packet(dht_udx_conn_t *c, const dht_udx_packet_t *pkt) {
     c->in_bytes += len;
 drain_ooo:
     while (!c->closed) {
-        ipkt_t *q = c->in[c->ack & RECV_MASK];
-        if (!q || q->seq != c->ack) break;
+        if (!in_get(c, c->ack)) break;
         c->ack++;
     }
     deliver_ready(c);
@@ -449,10 +505,9 @@ static void rtt_sample(dht_udx_conn_t *c, uint32_t rtt) {
 
 /* Packet @p seq was delivered (cumulative ack or SACK). Returns 1 if it was outstanding. */
 static int ack_one(dht_udx_conn_t *c, uint32_t seq, int sacked, uint64_t now) {
-    uint32_t idx = seq & SEND_MASK;
-    opkt_t *p = c->out[idx];
-    if (!p || p->seq != seq) return 0;
-    c->out[idx] = NULL;
+    opkt_t *p = out_get(c, seq);
+    if (!p) return 0;
+    c->out[seq & (c->out_cap - 1)] = NULL;
     plist_t *l = list_of(c, p);
     if (p->list == L_INFLIGHT) c->inflight_bytes -= wire_size(p);
     if (l) pl_unlink(l, p);
@@ -635,8 +690,8 @@ static void on_rto(dht_udx_conn_t *c, uint64_t now) {
     plist_t old = c->rtx;
     c->rtx = (plist_t){0};
     for (uint32_t s = c->remote_acked; s != c->seq; s++) {
-        opkt_t *p = c->out[s & SEND_MASK];
-        if (!p || p->seq != s) continue;
+        opkt_t *p = out_get(c, s);
+        if (!p) continue;
         if (p->list == L_INFLIGHT) {
             pl_unlink(&c->inflight, p);
             c->inflight_bytes -= wire_size(p);
@@ -665,11 +720,10 @@ static int emit_state(dht_udx_conn_t *c, uint64_t now, dht_udx_emit_fn emit, voi
     if (c->in_count > (uint32_t)(c->ack - c->deliver)) {
         /* Out-of-order packets exist above ack: describe up to 50 ranges. */
         uint32_t found = 0, need = c->in_count - (uint32_t)(c->ack - c->deliver);
-        uint32_t limit = DHT_UDX_RECV_RING - (uint32_t)(c->ack - c->deliver);
+        uint32_t limit = c->in_cap - (uint32_t)(c->ack - c->deliver);
         for (uint32_t i = 1; i < limit && found < need && ns < DHT_UDX_MAX_SACKS; i++) {
             uint32_t s = c->ack + i;
-            ipkt_t *p = c->in[s & RECV_MASK];
-            if (!p || p->seq != s) continue;
+            if (!in_get(c, s)) continue;
             found++;
             if (ns > 0 && sacks[ns - 1].end == s)
                 sacks[ns - 1].end = s + 1;
@@ -786,10 +840,11 @@ uint64_t dht_udx_conn_poll(dht_udx_conn_t *c, uint64_t now, dht_udx_emit_fn emit
     while (c->unsent.head && (uint32_t)(c->seq - c->remote_acked) < DHT_UDX_SEND_RING - 1 &&
            window_allows(c, c->unsent.head)) {
         opkt_t *p = c->unsent.head;
+        if (out_grow(c, (uint32_t)(c->seq - c->remote_acked)) != 0) break;
         p->seq = c->seq;
         if (emit_data(c, p, now, emit, ud) < 0) goto blocked;
         pl_unlink(&c->unsent, p);
-        c->out[p->seq & SEND_MASK] = p;
+        c->out[p->seq & (c->out_cap - 1)] = p;
         c->seq++;
         if (p->type & DHT_UDX_TYPE_END) c->end_sent = 1;
         pl_push(&c->inflight, p, L_INFLIGHT);

@@ -465,15 +465,16 @@ static void dispatch(dht_udx_socket_t *sock, const uint8_t *buf, size_t len,
             return;
         }
         if (s && !s->closed && s->connect_called) {
+            dht_udx_packet_t pkt;
+            if (dht_udx_packet_decode(buf, len, &pkt) != 0) return;
             if (!s->have_remote) {
+                /* First-packet mode: this packet fixes the socket and the address. */
                 if (s->cbs.on_firewall && s->cbs.on_firewall(s, sock, from, s->ud) != 0) return;
                 if (s->closed || s->have_remote) return;
                 s->remote = *from;
                 s->have_remote = 1;
                 attach(s, sock);
             }
-            dht_udx_packet_t pkt;
-            if (dht_udx_packet_decode(buf, len, &pkt) != 0) return;
             s->busy = 1;
             dht_udx_conn_input(s->conn, &pkt, now_ms(sock->udx));
             s->busy = 0;

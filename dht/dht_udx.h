@@ -74,7 +74,9 @@ int dht_udx_socket_open(dht_udx_t *udx, const struct sockaddr_in *addr, dht_udx_
 int dht_udx_socket_getsockname(dht_udx_socket_t *sock, struct sockaddr_in *out);
 /** @brief Install the demux hook for non-stream datagrams (@p ud borrowed). */
 void dht_udx_socket_set_other_cb(dht_udx_socket_t *sock, dht_udx_other_cb cb, void *ud);
-/** @brief Send one raw datagram (copied if it must be queued). @p ttl 0 = default. */
+/** @brief Send one raw datagram (copied if it must be queued). @p ttl 0 = default (64);
+ *  a TTL applies only when the datagram goes out at once, not when it had to be queued.
+ *  @return 0 (sent, queued, or silently lost like any UDP datagram), COMMON_ESTATE. */
 int dht_udx_socket_send(dht_udx_socket_t *sock, const void *buf, size_t len,
                         const struct sockaddr_in *to, int ttl);
 /** @brief Close; COMMON_ESTATE while streams use this socket. @p cb runs once the handle

@@ -1,0 +1,1292 @@
+/* SPDX-License-Identifier: MIT */
+/* Hyperswarm-compatible connections on libuv: see dht_swarm.h for the contract. */
+#include "dht/dht_swarm.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common_err.h"
+#include "common/common_log.h"
+#include "dht/dht_connect_payload.h"
+#include "dht/dht_noise.h"
+#include "dht/dht_sstream.h"
+#include "dht/dht_tcp.h"
+#include "dht/dht_udx.h"
+
+#define TICK_MS 250u
+#define PASSIVE_WAIT_MS 10000u /* HANDSHAKE_INITIAL_TIMEOUT: wait for the peer's first packet */
+#define SLOT_LINGER_MS 10000u  /* keep a cached server reply for retransmitted msg1 */
+#define MAX_HS_SENDS 6
+
+enum { ROLE_CLIENT = 1, ROLE_SERVER = 2 };
+enum { ST_HANDSHAKE = 0, ST_STREAM, ST_OPEN, ST_CLOSING };
+
+typedef struct peer {
+    int used;
+    uint8_t pk[32];
+    unsigned attempts;
+    uint64_t next_try;
+    int connecting;
+    dht_swarm_conn_t *conn; /* the open connection delivered to the app, or NULL */
+    int explicit_peer;
+} peer_t;
+
+typedef struct topic {
+    struct dht_swarm *sw;
+    int used;
+    uint8_t t[32];
+    int server, client;
+    dht_query_t *lookup, *announce;
+    uint64_t next_lookup, next_announce;
+    int announced_once;
+} topic_t;
+
+typedef struct reqctx {
+    dht_swarm_t *sw;
+    uint64_t conn_id;
+    dht_addr_t to;
+    struct reqctx *prev, *next;
+} reqctx_t;
+
+struct dht_swarm_conn {
+    dht_swarm_t *sw;
+    dht_swarm_conn_t *next, *prev;
+    uint64_t id;
+    int role, state;
+    uint8_t remote_pk[32];
+    uint8_t topic[32];
+    int has_topic;
+    /* handshake */
+    dht_noise_t *noise;
+    uint8_t msg1[512];
+    size_t msg1_len;
+    uint8_t msg1_hash[32]; /* server: dedupe of the same msg1 via several relays */
+    uint8_t reply[600];    /* server: encoded PEER_HANDSHAKE value sent back */
+    size_t reply_len;
+    int reply_mode;        /* DHT_HS_* mode of the request we answered */
+    dht_addr_t reply_to;
+    int reply_sock;
+    uint64_t reply_tid;
+    dht_noise_result_t keys;
+    int has_keys;
+    dht_addr_t relays[DHT_MAX_RELAYS];
+    size_t nrelays;
+    int pending;     /* client: handshake requests in flight */
+    int nsent;
+    dht_query_t *fp; /* client: FIND_PEER fallback */
+    int fp_started, fp_done;
+    /* transport */
+    dht_udx_stream_t *stream;
+    dht_sstream_t *ss;
+    dht_addr_t remote;
+    uint64_t deadline;
+    uint64_t rx_bytes, tx_bytes;
+    int delivered; /* on_connection delivered to the app */
+    int need_drain, ending, paused;
+    int status;
+    const char *reason;
+    uint8_t *scratch;
+    dht_swarm_conn_callbacks_t cbs;
+    void *ud;
+};
+
+struct dht_swarm {
+    uv_loop_t *loop;
+    const common_env_t *env;
+    dht_keypair_t kp;
+    uint8_t target[32];
+    dht_swarm_opts_t opts;
+    dht_udx_t *udx;
+    dht_udx_socket_t *sock[2];
+    dht_node_t *node;
+    dht_announcer_t *ann;
+    dht_addr_t relay_addrs[DHT_MAX_RELAYS];
+    size_t nrelay_addrs;
+    int have_relays;
+    uv_timer_t node_timer, tick;
+    uv_prepare_t prepare;
+    uv_idle_t reap;
+    int ready, closing, sockets_open, handles_open;
+    void (*close_cb)(void *);
+    void *close_ud;
+    topic_t topics[DHT_SWARM_MAX_TOPICS];
+    peer_t peers[DHT_SWARM_MAX_PEERS];
+    dht_swarm_conn_t *conns;
+    size_t nconns;
+    uint64_t next_conn_id;
+    reqctx_t *reqs;
+    dht_swarm_stats_t st;
+};
+
+static uint64_t now_ms(const dht_swarm_t *sw) { return common_now_ms(sw->env); }
+
+static void to_sa(const dht_addr_t *a, struct sockaddr_in *sa) {
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    memcpy(&sa->sin_addr, a->host, 4);
+    sa->sin_port = htons(a->port);
+}
+
+static void from_sa(const struct sockaddr_in *sa, dht_addr_t *a) {
+    memcpy(a->host, &sa->sin_addr, 4);
+    a->port = ntohs(sa->sin_port);
+}
+
+static void on_reap(uv_idle_t *h);
+
+static void reap_soon(dht_swarm_t *sw) {
+    if (!uv_is_active((uv_handle_t *)&sw->reap)) uv_idle_start(&sw->reap, on_reap);
+}
+
+/* ------------------------------------------------------------------ DHT on UDX sockets */
+
+static void io_send(void *ud, int sock, const uint8_t *buf, size_t len, const dht_addr_t *to) {
+    dht_swarm_t *sw = ud;
+    if (!sw->sock[sock]) return;
+    struct sockaddr_in sa;
+    to_sa(to, &sa);
+    (void)dht_udx_socket_send(sw->sock[sock], buf, len, &sa, 0);
+}
+
+static void on_other(dht_udx_socket_t *s, const uint8_t *buf, size_t len,
+                     const struct sockaddr_in *from, void *ud) {
+    dht_swarm_t *sw = ud;
+    if (sw->closing || !sw->node || len < 1) return;
+    int which = s == sw->sock[0] ? DHT_SOCK_SERVER : DHT_SOCK_CLIENT;
+    dht_addr_t a;
+    from_sa(from, &a);
+    if (len == 1) {
+        /* holepunch probe: echo it, as the non-initiator does (§6) */
+        (void)dht_udx_socket_send(s, buf, 1, from, 0);
+        return;
+    }
+    if (buf[0] != DHT_RPC_REQUEST_ID && buf[0] != DHT_RPC_RESPONSE_ID) return;
+    dht_node_on_datagram(sw->node, which, buf, len, &a);
+}
+
+static void on_node_timer(uv_timer_t *t) {
+    dht_swarm_t *sw = t->data;
+    if (sw->node) dht_node_run_timers(sw->node);
+}
+
+static void on_prepare(uv_prepare_t *p) {
+    dht_swarm_t *sw = p->data;
+    if (!sw->node) return;
+    uint64_t d = dht_node_next_deadline(sw->node);
+    uint64_t now = now_ms(sw);
+    uv_timer_start(&sw->node_timer, on_node_timer, d > now ? d - now : 0, 0);
+}
+
+/* ------------------------------------------------------------------ peers */
+
+static peer_t *peer_get(dht_swarm_t *sw, const uint8_t pk[32], int create) {
+    peer_t *free_slot = NULL;
+    size_t cap = sw->opts.max_peers;
+    size_t used = 0;
+    for (size_t i = 0; i < DHT_SWARM_MAX_PEERS; i++) {
+        peer_t *p = &sw->peers[i];
+        if (p->used) {
+            used++;
+            if (memcmp(p->pk, pk, 32) == 0) return p;
+        } else if (!free_slot) free_slot = p;
+    }
+    if (!create || !free_slot || used >= cap) {
+        /* evict an idle, non-explicit peer if the table is full */
+        if (!create) return NULL;
+        for (size_t i = 0; i < DHT_SWARM_MAX_PEERS && !free_slot; i++) {
+            peer_t *p = &sw->peers[i];
+            if (p->used && !p->conn && !p->connecting && !p->explicit_peer) {
+                memset(p, 0, sizeof *p);
+                free_slot = p;
+            }
+        }
+        if (!free_slot) return NULL;
+    }
+    memset(free_slot, 0, sizeof *free_slot);
+    free_slot->used = 1;
+    memcpy(free_slot->pk, pk, 32);
+    return free_slot;
+}
+
+static uint64_t backoff_ms(unsigned attempts) {
+    static const uint64_t b[4] = {1000, 5000, 15000, 600000};
+    return b[attempts == 0 ? 0 : attempts > 4 ? 3 : attempts - 1];
+}
+
+/* ------------------------------------------------------------------ connections */
+
+static void conn_fail(dht_swarm_conn_t *c, int status, const char *reason);
+static void conn_flush_control(dht_swarm_conn_t *c);
+
+static dht_swarm_conn_t *conn_by_id(dht_swarm_t *sw, uint64_t id) {
+    for (dht_swarm_conn_t *c = sw->conns; c; c = c->next)
+        if (c->id == id) return c;
+    return NULL;
+}
+
+static void conn_unlink_free(dht_swarm_conn_t *c) {
+    dht_swarm_t *sw = c->sw;
+    if (c->prev) c->prev->next = c->next;
+    else sw->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    sw->nconns--;
+    dht_noise_free(c->noise);
+    dht_sstream_free(c->ss);
+    if (c->scratch) free(c->scratch);
+    sodium_memzero(c, sizeof *c);
+    free(c);
+}
+
+/* Finalise closed connections (stream gone): deliver on_close / on_error asynchronously. */
+static void reap(dht_swarm_t *sw) {
+    dht_swarm_conn_t *c = sw->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->state != ST_CLOSING || c->stream) continue;
+        if (c->fp) {
+            dht_query_cancel(c->fp);
+            c->fp = NULL;
+        }
+        peer_t *p = peer_get(sw, c->remote_pk, 0);
+        if (p && p->conn == c) p->conn = NULL;
+        if (c->role == ROLE_CLIENT && p && p->connecting == 1 && !c->delivered) {
+            p->connecting = 0;
+            p->attempts++;
+            p->next_try = now_ms(sw) + backoff_ms(p->attempts);
+            sw->st.attempts_failed++;
+            if (sw->opts.on_error && !sw->closing)
+                sw->opts.on_error(sw, c->remote_pk, c->status ? c->status : COMMON_ECANCELED,
+                                  c->reason ? c->reason : "connection failed", sw->opts.ud);
+        }
+        if (c->delivered && c->cbs.on_close) c->cbs.on_close(c, c->status, c->ud);
+        conn_unlink_free(c);
+    }
+}
+
+static void on_stream_close(dht_udx_stream_t *s, int status, void *ud) {
+    (void)s;
+    dht_swarm_conn_t *c = ud;
+    c->stream = NULL;
+    if (c->state != ST_CLOSING) {
+        c->state = ST_CLOSING;
+        c->status = status;
+        if (!c->reason) c->reason = status ? "stream closed by peer or timed out" : NULL;
+    }
+    reap_soon(c->sw);
+}
+
+static void conn_fail(dht_swarm_conn_t *c, int status, const char *reason) {
+    if (c->state == ST_CLOSING) return;
+    c->state = ST_CLOSING;
+    c->status = status;
+    c->reason = reason;
+    if (c->sw->env)
+        LOG_DEBUG(c->sw->env->log, "swarm", "connection closing: %s (%s)",
+                  common_err_name(status), reason ? reason : "-");
+    if (c->fp) {
+        dht_query_cancel(c->fp);
+        c->fp = NULL;
+    }
+    if (c->stream) dht_udx_stream_destroy(c->stream); /* on_close may run right here */
+    reap_soon(c->sw);
+}
+
+static void conn_flush_control(dht_swarm_conn_t *c) {
+    if (!c->ss || !c->stream) return;
+    const uint8_t *p;
+    size_t n;
+    dht_sstream_output(c->ss, &p, &n);
+    if (!n) return;
+    int rc = dht_udx_stream_write(c->stream, p, n);
+    dht_sstream_output_consume(c->ss, n);
+    if (rc < 0) conn_fail(c, rc, "stream write failed");
+    else if (rc == 0) c->need_drain |= 2;
+}
+
+/* Dedupe (§11): keep an existing connection that moved bytes both ways; otherwise keep the
+ * one initiated by the peer whose public key is greater. @return 1 if @p c should stay. */
+static int dedupe_keep_new(dht_swarm_t *sw, dht_swarm_conn_t *old, dht_swarm_conn_t *c) {
+    if (old->rx_bytes > 0 && old->tx_bytes > 0) return 0;
+    int we_greater = memcmp(sw->kp.pk, c->remote_pk, 32) > 0;
+    /* the keeper was initiated by the greater key: ours if we_greater */
+    int new_ok = c->role == ROLE_CLIENT ? we_greater : !we_greater;
+    int old_ok = old->role == ROLE_CLIENT ? we_greater : !we_greater;
+    if (new_ok == old_ok) return 0; /* same direction twice: keep the first */
+    return new_ok;
+}
+
+static void conn_opened(dht_swarm_conn_t *c) {
+    dht_swarm_t *sw = c->sw;
+    c->state = ST_OPEN;
+    peer_t *p = peer_get(sw, c->remote_pk, 1);
+    if (p && p->conn && p->conn != c) {
+        dht_swarm_conn_t *old = p->conn;
+        sw->st.duplicates_dropped++;
+        if (!dedupe_keep_new(sw, old, c)) {
+            if (c->role == ROLE_CLIENT) p->connecting = 2; /* not a failure */
+            conn_fail(c, COMMON_ECANCELED, "duplicate connection");
+            return;
+        }
+        conn_fail(old, COMMON_ECANCELED, "duplicate connection");
+    }
+    if (p) {
+        p->conn = c;
+        if (c->role == ROLE_CLIENT) p->connecting = 0;
+        p->attempts = 0;
+    }
+    sw->st.connections++;
+    c->delivered = 1;
+    c->deadline = 0;
+    dht_swarm_conn_info_t info = {c->remote_pk, c->role == ROLE_CLIENT, c->remote,
+                                  c->has_topic ? c->topic : NULL};
+    if (sw->opts.on_connection) sw->opts.on_connection(sw, c, &info, sw->opts.ud);
+    if (c->state == ST_OPEN && c->cbs.on_connect) c->cbs.on_connect(c, c->remote_pk, c->ud);
+}
+
+static void on_stream_data(dht_udx_stream_t *s, const uint8_t *data, size_t len, void *ud) {
+    (void)s;
+    dht_swarm_conn_t *c = ud;
+    size_t off = 0;
+    while (off < len && c->state != ST_CLOSING && c->ss) {
+        size_t used = 0;
+        dht_sstream_event_t ev;
+        int rc = dht_sstream_feed(c->ss, data + off, len - off, &used, &ev);
+        off += used;
+        if (rc) {
+            conn_fail(c, rc, "secret-stream error");
+            return;
+        }
+        if (ev.type == DHT_SSTREAM_EV_OPEN) {
+            struct sockaddr_in sa;
+            if (dht_udx_stream_remote(c->stream, &sa) == 0) from_sa(&sa, &c->remote);
+            conn_opened(c);
+        } else if (ev.type == DHT_SSTREAM_EV_DATA) {
+            c->rx_bytes += ev.len;
+            if (c->delivered && c->cbs.on_data) c->cbs.on_data(c, ev.data, ev.len, c->ud);
+        } else if (used == 0) break;
+        conn_flush_control(c);
+    }
+}
+
+static void on_stream_end(dht_udx_stream_t *s, void *ud) {
+    (void)s;
+    dht_swarm_conn_t *c = ud;
+    if (c->state == ST_OPEN && c->delivered && c->cbs.on_end) c->cbs.on_end(c, c->ud);
+    else if (c->state != ST_OPEN) conn_fail(c, DHT_EDESTROYED, "peer ended before open");
+}
+
+static void on_stream_drain(dht_udx_stream_t *s, void *ud) {
+    (void)s;
+    dht_swarm_conn_t *c = ud;
+    if (!(c->need_drain & 1)) {
+        c->need_drain = 0;
+        return;
+    }
+    c->need_drain = 0;
+    if (c->state == ST_OPEN && c->cbs.on_drain) c->cbs.on_drain(c, c->ud);
+}
+
+static int on_stream_firewall(dht_udx_stream_t *s, dht_udx_socket_t *sock,
+                              const struct sockaddr_in *from, void *ud) {
+    (void)s, (void)sock;
+    dht_swarm_conn_t *c = ud;
+    if (ntohs(from->sin_port) == 0) return 1;
+    from_sa(from, &c->remote);
+    return 0;
+}
+
+static const dht_udx_stream_cbs_t stream_cbs = {
+    .on_data = on_stream_data,
+    .on_end = on_stream_end,
+    .on_drain = on_stream_drain,
+    .on_firewall = on_stream_firewall,
+    .on_close = on_stream_close,
+};
+
+static dht_swarm_conn_t *conn_new(dht_swarm_t *sw, int role, const uint8_t *remote_pk) {
+    if (sw->nconns >= sw->opts.max_conns) return NULL;
+    dht_swarm_conn_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->sw = sw;
+    c->role = role;
+    c->id = ++sw->next_conn_id;
+    if (remote_pk) memcpy(c->remote_pk, remote_pk, 32);
+    int err = 0;
+    c->stream = dht_udx_stream_new(sw->udx, 0, &stream_cbs, c, &err);
+    if (!c->stream) {
+        free(c);
+        return NULL;
+    }
+    c->next = sw->conns;
+    if (sw->conns) sw->conns->prev = c;
+    sw->conns = c;
+    sw->nconns++;
+    c->deadline = now_ms(sw) + DHT_SWARM_CONNECT_TIMEOUT_MS;
+    return c;
+}
+
+static int start_stream(dht_swarm_conn_t *c, int initiator, int sock, const dht_addr_t *to,
+                        uint32_t remote_id) {
+    dht_swarm_t *sw = c->sw;
+    int err = 0;
+    dht_sstream_opts_t so;
+    memset(&so, 0, sizeof so);
+    c->ss = dht_sstream_new_keys(initiator, &c->keys, sw->env, &so, &err);
+    sodium_memzero(&c->keys, sizeof c->keys);
+    c->has_keys = 0;
+    if (!c->ss) return err ? err : COMMON_ENOMEM;
+    int rc;
+    if (to) {
+        struct sockaddr_in sa;
+        to_sa(to, &sa);
+        c->remote = *to;
+        rc = dht_udx_stream_connect(c->stream, sw->sock[sock], remote_id, &sa);
+    } else {
+        rc = dht_udx_stream_connect(c->stream, NULL, remote_id, NULL);
+    }
+    if (rc) return rc;
+    c->state = ST_STREAM;
+    conn_flush_control(c);
+    return 0;
+}
+
+/* our firewall class and addresses as sent in payloads */
+static uint64_t our_firewall(dht_swarm_t *sw, dht_addr_t *addr, size_t *naddr) {
+    *naddr = 0;
+    dht_addr_t pub;
+    if (!dht_node_is_firewalled(sw->node) && dht_node_public_addr(sw->node, &pub) == 0 &&
+        pub.port != 0) {
+        addr[(*naddr)++] = pub;
+        return DHT_FIREWALL_OPEN;
+    }
+    return DHT_FIREWALL_UNKNOWN;
+}
+
+static int req_sock(dht_swarm_t *sw) {
+    return dht_node_is_firewalled(sw->node) ? DHT_SOCK_CLIENT : DHT_SOCK_SERVER;
+}
+
+/* ------------------------------------------------------------------ server side */
+
+static dht_swarm_conn_t *slot_find(dht_swarm_t *sw, const uint8_t h[32]) {
+    for (dht_swarm_conn_t *c = sw->conns; c; c = c->next)
+        if (c->role == ROLE_SERVER && c->reply_len && memcmp(c->msg1_hash, h, 32) == 0) return c;
+    return NULL;
+}
+
+static void send_server_reply(dht_swarm_t *sw, dht_swarm_conn_t *c, const dht_node_req_t *req) {
+    if (c->reply_mode == DHT_HS_FROM_CLIENT) dht_node_reply(sw->node, req, NULL, c->reply, c->reply_len, 0, 0);
+    else dht_node_relay(sw->node, req, &c->reply_to, c->reply, c->reply_len);
+}
+
+static void server_handshake(dht_swarm_t *sw, const dht_node_req_t *req) {
+    const dht_rpc_msg_t *m = req->msg;
+    dht_handshake_msg_t hs;
+    if (!m->value || dht_handshake_decode(m->value, m->value_len, &hs) != 0 || !hs.noise ||
+        hs.noise_len == 0 || hs.noise_len > sizeof(((dht_swarm_conn_t *)0)->msg1))
+        return;
+    if (hs.mode != DHT_HS_FROM_CLIENT && hs.mode != DHT_HS_FROM_RELAY &&
+        hs.mode != DHT_HS_FROM_SECOND_RELAY)
+        return;
+    if (hs.mode == DHT_HS_FROM_SECOND_RELAY && !hs.has_relay) return;
+    int direct = !hs.has_peer;
+    dht_addr_t client_addr = hs.has_peer ? hs.peer : req->from;
+    uint8_t h[32];
+    dht_crypto_hash(h, hs.noise, hs.noise_len);
+    dht_swarm_conn_t *c = slot_find(sw, h);
+    if (c) { /* the same msg1 through another relay (or a retry): same answer */
+        uint8_t val[700];
+        dht_handshake_msg_t out = {0};
+        out.noise = NULL;
+        dht_handshake_msg_t prev;
+        if (dht_handshake_decode(c->reply, c->reply_len, &prev) != 0) return;
+        out.noise = prev.noise;
+        out.noise_len = prev.noise_len;
+        if (hs.mode == DHT_HS_FROM_CLIENT) {
+            out.mode = DHT_HS_REPLY;
+            int len = dht_handshake_encode(&out, val, sizeof val);
+            if (len > 0) dht_node_reply(sw->node, req, NULL, val, (size_t)len, 0, 0);
+        } else {
+            out.mode = DHT_HS_FROM_SERVER;
+            out.has_peer = 1;
+            out.peer = hs.peer;
+            int len = dht_handshake_encode(&out, val, sizeof val);
+            const dht_addr_t *to = hs.mode == DHT_HS_FROM_SECOND_RELAY ? &hs.relay : &req->from;
+            if (len > 0) dht_node_relay(sw->node, req, to, val, (size_t)len);
+        }
+        return;
+    }
+    uint8_t prologue[32];
+    dht_noise_prologue_hyperdht(prologue);
+    int err = 0;
+    dht_noise_t *nz = dht_noise_new(DHT_NOISE_IK, 0, &sw->kp, prologue, 32, NULL, sw->env, &err);
+    if (!nz) return;
+    uint8_t pl[512];
+    size_t plen = 0;
+    if (dht_noise_recv(nz, hs.noise, hs.noise_len, pl, sizeof pl, &plen) != 0) {
+        dht_noise_free(nz);
+        return;
+    }
+    const uint8_t *rpk = dht_noise_remote_static(nz);
+    if (!rpk || (sw->opts.firewall && sw->opts.firewall(sw->opts.ud, rpk, 0))) {
+        sw->st.handshakes_refused++;
+        dht_noise_free(nz);
+        return;
+    }
+    dht_hs_payload_t rp;
+    if (dht_hs_payload_decode(pl, plen, &rp) != 0) {
+        dht_noise_free(nz);
+        return;
+    }
+    uint64_t error = rp.version == 1 ? (rp.has_udx ? DHT_HS_ERR_NONE : DHT_HS_ERR_ABORTED)
+                                     : DHT_HS_ERR_VERSION_MISMATCH;
+    c = conn_new(sw, ROLE_SERVER, rpk);
+    if (!c) {
+        sw->st.handshakes_refused++;
+        dht_noise_free(nz);
+        return;
+    }
+    c->noise = nz;
+    memcpy(c->msg1_hash, h, 32);
+    dht_hs_payload_t op;
+    memset(&op, 0, sizeof op);
+    op.version = 1;
+    op.error = error;
+    op.firewall = our_firewall(sw, op.addr4, &op.naddr4);
+    op.has_udx = 1;
+    op.udx_id = dht_udx_stream_id(c->stream);
+    op.has_secret_stream = 1;
+    if (sw->nrelay_addrs) {
+        op.has_relay_addresses = 1;
+        op.nrelay_addrs = sw->nrelay_addrs;
+        memcpy(op.relay_addrs, sw->relay_addrs, sizeof op.relay_addrs);
+    }
+    uint8_t obuf[512], msg2[700];
+    int olen = dht_hs_payload_encode(&op, obuf, sizeof obuf);
+    size_t m2len = 0;
+    if (olen < 0 || dht_noise_send(nz, obuf, (size_t)olen, msg2, sizeof msg2, &m2len) != 0 ||
+        dht_noise_result(nz, &c->keys) != 0) {
+        conn_fail(c, DHT_EHANDSHAKE, "noise failed");
+        return;
+    }
+    c->has_keys = 1;
+    dht_noise_free(c->noise);
+    c->noise = NULL;
+    dht_handshake_msg_t out;
+    memset(&out, 0, sizeof out);
+    out.noise = msg2;
+    out.noise_len = m2len;
+    if (hs.mode == DHT_HS_FROM_CLIENT) {
+        out.mode = DHT_HS_REPLY;
+    } else {
+        out.mode = DHT_HS_FROM_SERVER;
+        out.has_peer = 1;
+        out.peer = hs.peer;
+        c->reply_to = hs.mode == DHT_HS_FROM_SECOND_RELAY ? hs.relay : req->from;
+    }
+    c->reply_mode = (int)hs.mode;
+    int rl = dht_handshake_encode(&out, c->reply, sizeof c->reply);
+    if (rl <= 0) {
+        conn_fail(c, COMMON_ETOOBIG, "reply too big");
+        return;
+    }
+    c->reply_len = (size_t)rl;
+    sw->st.handshakes_answered++;
+    if (error != DHT_HS_ERR_NONE) {
+        send_server_reply(sw, c, req);
+        c->deadline = now_ms(sw) + SLOT_LINGER_MS; /* answer retries, then drop */
+        c->state = ST_HANDSHAKE;
+        conn_fail(c, DHT_EHANDSHAKE, "client payload refused");
+        return;
+    }
+    int rc;
+    if (rp.firewall == DHT_FIREWALL_OPEN || direct) {
+        int sock = direct ? req->sock : req_sock(sw);
+        rc = start_stream(c, 0, sock, &client_addr, (uint32_t)rp.udx_id);
+    } else {
+        rc = start_stream(c, 0, 0, NULL, (uint32_t)rp.udx_id);
+        c->deadline = now_ms(sw) + PASSIVE_WAIT_MS;
+    }
+    if (rc) {
+        conn_fail(c, rc, "stream setup failed");
+        return;
+    }
+    send_server_reply(sw, c, req);
+}
+
+static int on_request_hook(void *ud, dht_node_t *n, const dht_node_req_t *req) {
+    (void)n;
+    dht_swarm_t *sw = ud;
+    const dht_rpc_msg_t *m = req->msg;
+    if (sw->closing || !sw->ann || !m->target || memcmp(m->target, sw->target, 32) != 0)
+        return 0;
+    if (m->command == DHT_CMD_PEER_HANDSHAKE) {
+        server_handshake(sw, req);
+        return 1;
+    }
+    if (m->command == DHT_CMD_PEER_HOLEPUNCH) return 1; /* not implemented: no reply */
+    return 0;
+}
+
+/* ------------------------------------------------------------------ client side */
+
+static int first_public(const dht_hs_payload_t *p, dht_addr_t *out) {
+    for (size_t i = 0; i < p->naddr4; i++) {
+        if (!dht_addr_is_local(&p->addr4[i])) {
+            *out = p->addr4[i];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void client_got_reply(dht_swarm_conn_t *c, const dht_rpc_msg_t *res,
+                             const dht_addr_t *from, int sock) {
+    /* res->to: our address as the relay saw it (LAN shortcut check) */
+    dht_swarm_t *sw = c->sw;
+    dht_handshake_msg_t hs;
+    if (!res->value || dht_handshake_decode(res->value, res->value_len, &hs) != 0 ||
+        hs.mode != DHT_HS_REPLY || !hs.noise || !c->noise)
+        return; /* not (yet) an answer: maybe another relay answers */
+    uint8_t pl[512];
+    size_t plen = 0;
+    if (dht_noise_recv(c->noise, hs.noise, hs.noise_len, pl, sizeof pl, &plen) != 0) {
+        conn_fail(c, DHT_EHANDSHAKE, "bad handshake reply (noise)");
+        return;
+    }
+    dht_hs_payload_t p;
+    if (dht_hs_payload_decode(pl, plen, &p) != 0) {
+        conn_fail(c, DHT_EHANDSHAKE, "bad server payload");
+        return;
+    }
+    if (p.version != 1) {
+        conn_fail(c, DHT_EHANDSHAKE, "server incompatible (payload version)");
+        return;
+    }
+    if (p.error != DHT_HS_ERR_NONE) {
+        conn_fail(c, DHT_EHANDSHAKE, p.error == DHT_HS_ERR_TRY_LATER ? "server says try later"
+                                                                     : "server refused the handshake");
+        return;
+    }
+    if (!p.has_udx) {
+        conn_fail(c, DHT_EHANDSHAKE, "server did not send UDX data");
+        return;
+    }
+    if (dht_noise_result(c->noise, &c->keys) != 0) {
+        conn_fail(c, DHT_EHANDSHAKE, "handshake incomplete");
+        return;
+    }
+    c->has_keys = 1;
+    dht_noise_free(c->noise);
+    c->noise = NULL;
+    if (c->fp) {
+        dht_query_cancel(c->fp);
+        c->fp = NULL;
+    }
+    int relayed = hs.has_peer;
+    dht_addr_t server = relayed ? hs.peer : *from;
+    int has_hp = p.has_holepunch && p.nhp_relays > 0;
+    dht_addr_t to;
+    int rc;
+    if (!relayed) {
+        rc = start_stream(c, 1, sock, from, (uint32_t)p.udx_id);
+    } else if (p.firewall == DHT_FIREWALL_OPEN || !has_hp) {
+        if (!first_public(&p, &to)) to = server;
+        rc = start_stream(c, 1, req_sock(sw), &to, (uint32_t)p.udx_id);
+    } else {
+        dht_addr_t tmp[2];
+        size_t nt;
+        if (memcmp(res->to.host, server.host, 4) == 0) {
+            /* same public host as the server (LAN / same machine): connect straight to the
+             * address the relay saw; the server's stream accepts its first packet (§5.1) */
+            rc = start_stream(c, 1, req_sock(sw), &server, (uint32_t)p.udx_id);
+        } else if (our_firewall(sw, tmp, &nt) == DHT_FIREWALL_OPEN) {
+            /* the server connects to us: the first packet fixes the stream */
+            rc = start_stream(c, 1, 0, NULL, (uint32_t)p.udx_id);
+            c->deadline = now_ms(sw) + PASSIVE_WAIT_MS;
+        } else {
+            conn_fail(c, DHT_EHOLEPUNCH,
+                      "both peers firewalled: holepunching is not implemented yet");
+            return;
+        }
+    }
+    if (rc) conn_fail(c, rc, "stream setup failed");
+}
+
+static void maybe_fail_no_reply(dht_swarm_conn_t *c);
+
+static void on_hs_response(void *ud, int status, const dht_rpc_msg_t *res, const dht_addr_t *from) {
+    reqctx_t *r = ud;
+    dht_swarm_t *sw = r->sw;
+    if (r->prev) r->prev->next = r->next;
+    else sw->reqs = r->next;
+    if (r->next) r->next->prev = r->prev;
+    dht_swarm_conn_t *c = conn_by_id(sw, r->conn_id);
+    dht_addr_t to = r->to;
+    free(r);
+    if (!c || c->state != ST_HANDSHAKE) return;
+    c->pending--;
+    int sock = req_sock(sw);
+    if (status == 0 && res && from && dht_ipv4_equal(from, &to)) client_got_reply(c, res, from, sock);
+    if (c->state == ST_HANDSHAKE) maybe_fail_no_reply(c);
+}
+
+static void send_hs(dht_swarm_conn_t *c, const dht_addr_t *to) {
+    dht_swarm_t *sw = c->sw;
+    if (c->nsent >= MAX_HS_SENDS) return;
+    dht_handshake_msg_t hm;
+    memset(&hm, 0, sizeof hm);
+    hm.mode = DHT_HS_FROM_CLIENT;
+    hm.noise = c->msg1;
+    hm.noise_len = c->msg1_len;
+    uint8_t val[700];
+    int len = dht_handshake_encode(&hm, val, sizeof val);
+    if (len <= 0) return;
+    reqctx_t *r = calloc(1, sizeof *r);
+    if (!r) return;
+    r->sw = sw;
+    r->conn_id = c->id;
+    r->to = *to;
+    uint8_t target[32];
+    dht_crypto_target(c->remote_pk, target);
+    if (dht_node_request(sw->node, to, DHT_CMD_PEER_HANDSHAKE, target, NULL, val, (size_t)len,
+                         on_hs_response, r) != 0) {
+        free(r);
+        return;
+    }
+    r->next = sw->reqs;
+    if (sw->reqs) sw->reqs->prev = r;
+    sw->reqs = r;
+    c->pending++;
+    c->nsent++;
+}
+
+static void on_fp_peer(void *ud, const dht_peer_record_t *peer, const dht_addr_t *from) {
+    dht_swarm_conn_t *c = ud;
+    if (c->state != ST_HANDSHAKE || memcmp(peer->public_key, c->remote_pk, 32) != 0) return;
+    send_hs(c, from);
+}
+
+static void on_fp_done(void *ud, int status) {
+    (void)status;
+    dht_swarm_conn_t *c = ud;
+    c->fp = NULL;
+    c->fp_done = 1;
+    if (c->state == ST_HANDSHAKE) maybe_fail_no_reply(c);
+}
+
+static void maybe_fail_no_reply(dht_swarm_conn_t *c) {
+    if (c->pending > 0 || c->fp) return;
+    if (!c->fp_started) {
+        c->fp_started = 1;
+        c->fp = dht_find_peer(c->sw->node, c->remote_pk, on_fp_peer, on_fp_done, c);
+        if (c->fp) return;
+    }
+    conn_fail(c, DHT_ENOROUTE,
+              c->nsent ? "no handshake reply from the peer's relays"
+                       : "peer not found (no node holds its route)");
+}
+
+static void client_start(dht_swarm_t *sw, peer_t *p, const dht_addr_t *relays, size_t nrelays,
+                         const uint8_t *topic) {
+    if (sw->opts.firewall && sw->opts.firewall(sw->opts.ud, p->pk, 1)) return;
+    dht_swarm_conn_t *c = conn_new(sw, ROLE_CLIENT, p->pk);
+    if (!c) return;
+    sw->st.attempts++;
+    p->connecting = 1;
+    if (topic) {
+        memcpy(c->topic, topic, 32);
+        c->has_topic = 1;
+    }
+    uint8_t prologue[32];
+    dht_noise_prologue_hyperdht(prologue);
+    int err = 0;
+    c->noise = dht_noise_new(DHT_NOISE_IK, 1, &sw->kp, prologue, 32, p->pk, sw->env, &err);
+    if (!c->noise) {
+        conn_fail(c, err ? err : COMMON_ENOMEM, "noise init failed");
+        return;
+    }
+    dht_hs_payload_t op;
+    memset(&op, 0, sizeof op);
+    op.version = 1;
+    op.firewall = our_firewall(sw, op.addr4, &op.naddr4);
+    op.has_udx = 1;
+    op.udx_id = dht_udx_stream_id(c->stream);
+    op.has_secret_stream = 1;
+    uint8_t obuf[256];
+    int olen = dht_hs_payload_encode(&op, obuf, sizeof obuf);
+    if (olen < 0 ||
+        dht_noise_send(c->noise, obuf, (size_t)olen, c->msg1, sizeof c->msg1, &c->msg1_len) != 0) {
+        conn_fail(c, DHT_EHANDSHAKE, "noise failed");
+        return;
+    }
+    for (size_t i = 0; i < nrelays && i < DHT_MAX_RELAYS; i++) send_hs(c, &relays[i]);
+    maybe_fail_no_reply(c);
+}
+
+static void maybe_connect(dht_swarm_t *sw, const uint8_t pk[32], const dht_addr_t *relays,
+                          size_t nrelays, const uint8_t *topic, int force) {
+    if (memcmp(pk, sw->kp.pk, 32) == 0) return;
+    peer_t *p = peer_get(sw, pk, 1);
+    if (!p || p->conn || p->connecting == 1) return;
+    if (!force && p->attempts && now_ms(sw) < p->next_try) return;
+    size_t inflight = 0;
+    for (dht_swarm_conn_t *c = sw->conns; c; c = c->next)
+        if (c->role == ROLE_CLIENT && c->state < ST_OPEN) inflight++;
+    if (inflight >= DHT_SWARM_MAX_PARALLEL) return; /* the next refresh picks it up */
+    client_start(sw, p, relays, nrelays, topic);
+}
+
+/* ------------------------------------------------------------------ topics */
+
+static void topic_run(dht_swarm_t *sw, topic_t *t);
+
+static void on_lookup_peer(void *ud, const dht_peer_record_t *peer, const dht_addr_t *from) {
+    (void)from;
+    topic_t *t = ud;
+    if (!t->used || !t->client) return;
+    maybe_connect(t->sw, peer->public_key, peer->relays, peer->nrelays, t->t, 0);
+}
+
+static void on_lookup_done(void *ud, int status) {
+    (void)status;
+    topic_t *t = ud;
+    t->lookup = NULL;
+}
+
+static void on_announce_done(void *ud, int status) {
+    topic_t *t = ud;
+    dht_swarm_t *sw = t->sw;
+    t->announce = NULL;
+    t->announced_once = 1;
+    if (sw->opts.on_announced) sw->opts.on_announced(sw, t->t, status, sw->opts.ud);
+}
+
+static void topic_run(dht_swarm_t *sw, topic_t *t) {
+    uint64_t now = now_ms(sw);
+    uint64_t period = sw->opts.refresh_ms;
+    if (t->client && !t->lookup && now >= t->next_lookup) {
+        t->lookup = dht_lookup(sw->node, t->t, on_lookup_peer, on_lookup_done, t);
+        t->next_lookup = now + period;
+    }
+    if (t->server && sw->have_relays && !t->announce && now >= t->next_announce) {
+        t->announce = dht_announce(sw->node, t->t, &sw->kp, sw->relay_addrs, sw->nrelay_addrs,
+                                   on_announce_done, t);
+        t->next_announce = now + period + common_random_uniform(sw->env, (uint32_t)(period / 5 + 1));
+    }
+}
+
+static void on_relays(void *ud, const dht_addr_t *addrs, size_t n) {
+    dht_swarm_t *sw = ud;
+    if (n > DHT_MAX_RELAYS) n = DHT_MAX_RELAYS;
+    int changed = n != sw->nrelay_addrs || memcmp(addrs, sw->relay_addrs, n * sizeof *addrs) != 0;
+    memcpy(sw->relay_addrs, addrs, n * sizeof *addrs);
+    sw->nrelay_addrs = n;
+    sw->have_relays = n > 0;
+    if (!changed) return;
+    for (size_t i = 0; i < DHT_SWARM_MAX_TOPICS; i++) {
+        topic_t *t = &sw->topics[i];
+        if (!t->used || !t->server) continue;
+        if (t->announce) continue; /* the next refresh carries the new relays */
+        t->next_announce = 0;
+        topic_run(sw, t);
+    }
+}
+
+static void ensure_announcer(dht_swarm_t *sw) {
+    if (sw->ann || !sw->ready) return;
+    sw->ann = dht_announcer_start(sw->node, &sw->kp, on_relays, sw);
+}
+
+static void on_tick(uv_timer_t *tm) {
+    dht_swarm_t *sw = tm->data;
+    if (sw->closing) return;
+    uint64_t now = now_ms(sw);
+    for (dht_swarm_conn_t *c = sw->conns; c; c = c->next) {
+        if (c->state == ST_CLOSING) continue;
+        if (c->deadline && now >= c->deadline && c->state != ST_OPEN) {
+            conn_fail(c, COMMON_ETIMEDOUT,
+                      c->state == ST_HANDSHAKE ? "handshake timed out"
+                                               : "no UDX/secret-stream data from the peer in time");
+            continue;
+        }
+        if (c->ss && c->state == ST_OPEN && dht_sstream_tick(c->ss)) conn_flush_control(c);
+    }
+    if (!sw->ready) return;
+    for (size_t i = 0; i < DHT_SWARM_MAX_TOPICS; i++)
+        if (sw->topics[i].used) topic_run(sw, &sw->topics[i]);
+    /* explicit peers: retry forever with backoff */
+    for (size_t i = 0; i < DHT_SWARM_MAX_PEERS; i++) {
+        peer_t *p = &sw->peers[i];
+        if (p->used && p->explicit_peer && !p->conn && p->connecting != 1 && now >= p->next_try)
+            maybe_connect(sw, p->pk, NULL, 0, NULL, 1);
+    }
+}
+
+static void on_node_ready(void *ud) {
+    dht_swarm_t *sw = ud;
+    if (sw->ready) return;
+    sw->ready = 1;
+    for (size_t i = 0; i < DHT_SWARM_MAX_TOPICS; i++) {
+        topic_t *t = &sw->topics[i];
+        if (!t->used) continue;
+        if (t->server) ensure_announcer(sw);
+        topic_run(sw, t);
+    }
+    for (size_t i = 0; i < DHT_SWARM_MAX_PEERS; i++)
+        if (sw->peers[i].used && sw->peers[i].explicit_peer)
+            maybe_connect(sw, sw->peers[i].pk, NULL, 0, NULL, 1);
+    if (sw->opts.on_ready) sw->opts.on_ready(sw, sw->opts.ud);
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+static void close_sockets(dht_swarm_t *sw);
+
+static void on_reap(uv_idle_t *h) {
+    dht_swarm_t *sw = h->data;
+    uv_idle_stop(h);
+    reap(sw);
+    if (sw->closing && sw->nconns == 0 && sw->sockets_open == 2) {
+        sw->sockets_open = 1; /* closing */
+        close_sockets(sw);
+    }
+}
+
+static int resolve_entry(const char *entry, dht_addr_t *out) {
+    dht_bootstrap_entry_t e;
+    if (dht_bootstrap_parse(entry, &e) != 0) return COMMON_EINVAL;
+    if (e.has_ip) {
+        memcpy(out->host, e.ip, 4);
+        out->port = e.port;
+        return 0;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_DGRAM;
+    if (getaddrinfo(e.host, NULL, &hints, &res) != 0 || !res) return COMMON_ERESOLVE;
+    memcpy(out->host, &((struct sockaddr_in *)res->ai_addr)->sin_addr, 4);
+    out->port = e.port;
+    freeaddrinfo(res);
+    return 0;
+}
+
+dht_swarm_t *dht_swarm_new(uv_loop_t *loop, const common_env_t *env, const dht_keypair_t *kp,
+                           const dht_swarm_opts_t *opts, int *err) {
+    int e = 0;
+    dht_swarm_t *sw = calloc(1, sizeof *sw);
+    if (!sw) {
+        if (err) *err = COMMON_ENOMEM;
+        return NULL;
+    }
+    sw->loop = loop;
+    sw->env = env;
+    sw->kp = *kp;
+    sw->opts = *opts;
+    if (!sw->opts.refresh_ms) sw->opts.refresh_ms = 600000;
+    if (!sw->opts.max_peers || sw->opts.max_peers > DHT_SWARM_MAX_PEERS)
+        sw->opts.max_peers = DHT_SWARM_MAX_PEERS;
+    if (!sw->opts.max_conns || sw->opts.max_conns > DHT_SWARM_MAX_CONNS)
+        sw->opts.max_conns = DHT_SWARM_MAX_CONNS;
+    dht_crypto_target(kp->pk, sw->target);
+    dht_addr_t boots[DHT_NODE_MAX_BOOTSTRAP];
+    size_t nb = 0;
+    if (!opts->bootstrap) {
+        for (size_t i = 0; i < 3; i++)
+            if (resolve_entry(dht_bootstrap_default[i], &boots[nb]) == 0) nb++;
+    } else {
+        for (size_t i = 0; i < opts->nbootstrap && nb < DHT_NODE_MAX_BOOTSTRAP; i++) {
+            if ((e = resolve_entry(opts->bootstrap[i], &boots[nb])) != 0) goto fail;
+            nb++;
+        }
+    }
+    sw->udx = dht_udx_new(loop, env, &e);
+    if (!sw->udx) goto fail;
+    const char *host = opts->host ? opts->host : "0.0.0.0";
+    struct sockaddr_in sa;
+    if (uv_ip4_addr(host, opts->port, &sa) != 0) {
+        e = COMMON_EINVAL;
+        goto fail_udx;
+    }
+    if ((e = dht_udx_socket_open(sw->udx, &sa, &sw->sock[0])) != 0) goto fail_udx;
+    sa.sin_port = 0;
+    if ((e = dht_udx_socket_open(sw->udx, &sa, &sw->sock[1])) != 0) {
+        dht_udx_socket_close(sw->sock[0], NULL, NULL);
+        goto fail_udx_late;
+    }
+    sw->sockets_open = 2;
+    dht_udx_socket_set_other_cb(sw->sock[0], on_other, sw);
+    dht_udx_socket_set_other_cb(sw->sock[1], on_other, sw);
+    struct sockaddr_in bound;
+    dht_udx_socket_getsockname(sw->sock[0], &bound);
+    dht_node_opts_t no;
+    memset(&no, 0, sizeof no);
+    no.bootstrap = boots;
+    no.nbootstrap = nb;
+    no.ephemeral = opts->ephemeral;
+    no.firewalled = 1;
+    no.allow_local = opts->allow_local;
+    no.server_port = ntohs(bound.sin_port);
+    dht_node_io_t io = {io_send, sw};
+    dht_node_events_t ev = {on_node_ready, NULL, sw};
+    sw->node = dht_node_new(&no, env, &io, &ev, &e);
+    if (!sw->node) {
+        /* sockets are closed by the normal path */
+        sw->closing = 1;
+        dht_udx_socket_close(sw->sock[0], NULL, NULL);
+        dht_udx_socket_close(sw->sock[1], NULL, NULL);
+        goto fail_udx_late;
+    }
+    dht_node_set_request_hook(sw->node, on_request_hook, sw);
+    uv_timer_init(loop, &sw->node_timer);
+    uv_timer_init(loop, &sw->tick);
+    uv_prepare_init(loop, &sw->prepare);
+    uv_idle_init(loop, &sw->reap);
+    sw->node_timer.data = sw->tick.data = sw->prepare.data = sw->reap.data = sw;
+    sw->handles_open = 4;
+    uv_prepare_start(&sw->prepare, on_prepare);
+    uv_timer_start(&sw->tick, on_tick, TICK_MS, TICK_MS);
+    dht_node_start(sw->node);
+    if (err) *err = 0;
+    return sw;
+fail_udx_late:
+    /* the sockets free themselves once closed; the instance leaks only if they never do */
+    sodium_memzero(&sw->kp, sizeof sw->kp);
+    if (err) *err = e;
+    return NULL;
+fail_udx:
+    dht_udx_free(sw->udx);
+fail:
+    sodium_memzero(&sw->kp, sizeof sw->kp);
+    free(sw);
+    if (err) *err = e;
+    return NULL;
+}
+
+static topic_t *topic_find(dht_swarm_t *sw, const uint8_t t[32]) {
+    for (size_t i = 0; i < DHT_SWARM_MAX_TOPICS; i++)
+        if (sw->topics[i].used && memcmp(sw->topics[i].t, t, 32) == 0) return &sw->topics[i];
+    return NULL;
+}
+
+int dht_swarm_join(dht_swarm_t *sw, const uint8_t topic[32], int server, int client) {
+    if (!server && !client) return COMMON_EINVAL;
+    if (sw->closing) return COMMON_ESTATE;
+    topic_t *t = topic_find(sw, topic);
+    if (!t) {
+        for (size_t i = 0; i < DHT_SWARM_MAX_TOPICS && !t; i++)
+            if (!sw->topics[i].used) t = &sw->topics[i];
+        if (!t) return COMMON_ETOOBIG;
+        memset(t, 0, sizeof *t);
+        t->sw = sw;
+        t->used = 1;
+        memcpy(t->t, topic, 32);
+    }
+    t->server = server != 0;
+    t->client = client != 0;
+    t->next_lookup = t->next_announce = 0;
+    if (!sw->ready) return 0;
+    if (t->server) ensure_announcer(sw);
+    topic_run(sw, t);
+    return 0;
+}
+
+int dht_swarm_leave(dht_swarm_t *sw, const uint8_t topic[32]) {
+    topic_t *t = topic_find(sw, topic);
+    if (!t) return COMMON_ENOTFOUND;
+    if (t->lookup) dht_query_cancel(t->lookup);
+    if (t->announce) dht_query_cancel(t->announce);
+    if (t->server && sw->ready && !sw->closing)
+        (void)dht_unannounce(sw->node, t->t, &sw->kp, NULL, NULL);
+    memset(t, 0, sizeof *t);
+    return 0;
+}
+
+void dht_swarm_refresh(dht_swarm_t *sw) {
+    for (size_t i = 0; i < DHT_SWARM_MAX_TOPICS; i++) {
+        topic_t *t = &sw->topics[i];
+        if (!t->used) continue;
+        t->next_lookup = t->next_announce = 0;
+        if (sw->ready) topic_run(sw, t);
+    }
+}
+
+int dht_swarm_join_peer(dht_swarm_t *sw, const uint8_t pk[32]) {
+    peer_t *p = peer_get(sw, pk, 1);
+    if (!p) return COMMON_ETOOBIG;
+    p->explicit_peer = 1;
+    if (sw->ready) maybe_connect(sw, pk, NULL, 0, NULL, 1);
+    return 0;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+    dht_swarm_t *sw = h->data;
+    if (--sw->handles_open > 0) return;
+    void (*cb)(void *) = sw->close_cb;
+    void *ud = sw->close_ud;
+    if (sw->udx && dht_udx_free(sw->udx) != 0 && sw->env)
+        LOG_WARN(sw->env->log, "swarm", "UDX instance still busy at close");
+    while (sw->reqs) {
+        reqctx_t *r = sw->reqs;
+        sw->reqs = r->next;
+        free(r);
+    }
+    sodium_memzero(&sw->kp, sizeof sw->kp);
+    free(sw);
+    if (cb) cb(ud);
+}
+
+static void on_sock_closed(dht_udx_socket_t *s, void *ud) {
+    dht_swarm_t *sw = ud;
+    if (s == sw->sock[0]) sw->sock[0] = NULL;
+    else sw->sock[1] = NULL;
+    if (sw->sock[0] || sw->sock[1]) return;
+    sw->sockets_open = 0;
+    dht_node_free(sw->node); /* drops pending queries (their contexts are ours: freed below) */
+    sw->node = NULL;
+    uv_close((uv_handle_t *)&sw->node_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&sw->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&sw->prepare, on_handle_closed);
+    uv_close((uv_handle_t *)&sw->reap, on_handle_closed);
+}
+
+static void close_sockets(dht_swarm_t *sw) {
+    for (int i = 0; i < 2; i++)
+        if (sw->sock[i] && dht_udx_socket_close(sw->sock[i], on_sock_closed, sw) != 0) {
+            /* a stream still uses it: try again on the next reap */
+            sw->sockets_open = 2;
+            reap_soon(sw);
+            return;
+        }
+}
+
+void dht_swarm_close(dht_swarm_t *sw, void (*cb)(void *ud), void *ud) {
+    if (sw->closing) return;
+    sw->closing = 1;
+    sw->close_cb = cb;
+    sw->close_ud = ud;
+    for (size_t i = 0; i < DHT_SWARM_MAX_TOPICS; i++) {
+        topic_t *t = &sw->topics[i];
+        if (!t->used) continue;
+        if (t->lookup) dht_query_cancel(t->lookup);
+        if (t->announce) dht_query_cancel(t->announce);
+        t->lookup = t->announce = NULL;
+    }
+    if (sw->ann) dht_announcer_stop(sw->ann);
+    sw->ann = NULL;
+    for (dht_swarm_conn_t *c = sw->conns; c; c = c->next) conn_fail(c, 0, "swarm closing");
+    reap_soon(sw);
+}
+
+dht_node_t *dht_swarm_node(dht_swarm_t *sw) { return sw->node; }
+
+int dht_swarm_server_addr(const dht_swarm_t *sw, dht_addr_t *out) {
+    struct sockaddr_in sa;
+    if (!sw->sock[0] || dht_udx_socket_getsockname(sw->sock[0], &sa) != 0) return COMMON_ESTATE;
+    from_sa(&sa, out);
+    return 0;
+}
+
+size_t dht_swarm_conn_count(const dht_swarm_t *sw) {
+    size_t n = 0;
+    for (const dht_swarm_conn_t *c = sw->conns; c; c = c->next)
+        if (c->state == ST_OPEN) n++;
+    return n;
+}
+
+void dht_swarm_stats(const dht_swarm_t *sw, dht_swarm_stats_t *st) { *st = sw->st; }
+
+/* ------------------------------------------------------------------ connection API */
+
+void dht_swarm_conn_set_callbacks(dht_swarm_conn_t *c, const dht_swarm_conn_callbacks_t *cbs,
+                                  void *ud) {
+    if (cbs) c->cbs = *cbs;
+    else memset(&c->cbs, 0, sizeof c->cbs);
+    c->ud = ud;
+}
+
+int dht_swarm_conn_write(dht_swarm_conn_t *c, const void *data, size_t len) {
+    if (c->state != ST_OPEN || c->ending) return COMMON_ESTATE;
+    conn_flush_control(c);
+    if (c->state != ST_OPEN) return c->status ? c->status : COMMON_ESTATE;
+    if (!c->scratch) {
+        c->scratch = malloc(dht_sstream_frame_size(DHT_SWARM_WRITE_CHUNK));
+        if (!c->scratch) return COMMON_ENOMEM;
+    }
+    const uint8_t *p = data;
+    int blocked = 0;
+    while (len > 0) {
+        size_t n = len > DHT_SWARM_WRITE_CHUNK ? DHT_SWARM_WRITE_CHUNK : len;
+        int rc = dht_sstream_seal(c->ss, p, n, c->scratch);
+        if (rc) {
+            conn_fail(c, rc, "encrypt failed");
+            return rc;
+        }
+        rc = dht_udx_stream_write(c->stream, c->scratch, dht_sstream_frame_size(n));
+        if (rc < 0) {
+            conn_fail(c, rc, "stream write failed");
+            return rc;
+        }
+        if (rc == 0) blocked = 1;
+        c->tx_bytes += n;
+        p += n;
+        len -= n;
+    }
+    if (blocked) {
+        c->need_drain = 1;
+        return 0;
+    }
+    return 1;
+}
+
+int dht_swarm_conn_end(dht_swarm_conn_t *c) {
+    if (c->state != ST_OPEN || c->ending) return COMMON_ESTATE;
+    c->ending = 1;
+    conn_flush_control(c);
+    if (!c->stream) return COMMON_ESTATE;
+    int rc = dht_udx_stream_end(c->stream);
+    return rc < 0 ? rc : 0;
+}
+
+void dht_swarm_conn_close(dht_swarm_conn_t *c) { conn_fail(c, 0, "closed locally"); }
+
+void dht_swarm_conn_pause(dht_swarm_conn_t *c) {
+    if (c->stream && !c->paused) dht_udx_stream_read_stop(c->stream);
+    c->paused = 1;
+}
+
+void dht_swarm_conn_resume(dht_swarm_conn_t *c) {
+    if (c->stream && c->paused) dht_udx_stream_read_start(c->stream);
+    c->paused = 0;
+}
+
+const uint8_t *dht_swarm_conn_remote_pk(const dht_swarm_conn_t *c) { return c->remote_pk; }
+
+const uint8_t *dht_swarm_conn_handshake_hash(const dht_swarm_conn_t *c) {
+    return c->ss ? dht_sstream_handshake_hash(c->ss) : NULL;
+}
+
+int dht_swarm_conn_is_initiator(const dht_swarm_conn_t *c) { return c->role == ROLE_CLIENT; }
+
+/* ------------------------------------------------------------------ link vtables */
+
+static int l_tcp_write(void *c, const void *d, size_t n) { return dht_tcp_write(c, d, n); }
+static int l_tcp_end(void *c) { return dht_tcp_end(c); }
+static void l_tcp_close(void *c) { dht_tcp_close(c); }
+static void l_tcp_pause(void *c) { dht_tcp_pause(c); }
+static void l_tcp_resume(void *c) { dht_tcp_resume(c); }
+static const uint8_t *l_tcp_pk(const void *c) { return dht_tcp_remote_pk(c); }
+const dht_link_ops_t dht_link_tcp = {"tcp", l_tcp_write, l_tcp_end, l_tcp_close,
+                                     l_tcp_pause, l_tcp_resume, l_tcp_pk};
+
+static int l_sw_write(void *c, const void *d, size_t n) { return dht_swarm_conn_write(c, d, n); }
+static int l_sw_end(void *c) { return dht_swarm_conn_end(c); }
+static void l_sw_close(void *c) { dht_swarm_conn_close(c); }
+static void l_sw_pause(void *c) { dht_swarm_conn_pause(c); }
+static void l_sw_resume(void *c) { dht_swarm_conn_resume(c); }
+static const uint8_t *l_sw_pk(const void *c) { return dht_swarm_conn_remote_pk(c); }
+const dht_link_ops_t dht_link_swarm = {"swarm", l_sw_write, l_sw_end, l_sw_close,
+                                       l_sw_pause, l_sw_resume, l_sw_pk};

@@ -1,0 +1,38 @@
+// JS Hyperswarm peer with the same contract as `dvm-dht connect|serve --topic HEX`: pipes
+// stdin/stdout over the first connection; status lines on stderr.
+// usage: node peer.js serve|connect TOPIC_HEX BOOTSTRAP_HOST:PORT
+const Hyperswarm = require('hyperswarm')
+const DHT = require('hyperdht')
+
+async function main () {
+  const [mode, topicHex, boot] = process.argv.slice(2)
+  const [host, port] = boot.split(':')
+  const dht = new DHT({ bootstrap: [{ host, port: Number(port) }], host: '127.0.0.1' })
+  const swarm = new Hyperswarm({ dht })
+  const topic = Buffer.from(topicHex, 'hex')
+  let first = null
+  const t0 = Date.now()
+  swarm.on('connection', (conn, info) => {
+    if (first) { conn.destroy(); return }
+    first = conn
+    console.error(`connected ${info.publicKey.toString('hex')} ${Date.now() - t0}ms`)
+    conn.on('error', (e) => console.error('conn error', e.message))
+    process.stdin.pipe(conn)
+    conn.pipe(process.stdout)
+    conn.on('close', async () => {
+      console.error('closed')
+      await swarm.destroy()
+      process.exit(0)
+    })
+  })
+  await dht.ready()
+  console.error('ready')
+  const d = swarm.join(topic, { server: mode === 'serve', client: mode !== 'serve' })
+  if (mode === 'serve') {
+    await d.flushed()
+    console.error('announced ok')
+  }
+  const timeout = Number(process.env.PEER_TIMEOUT_MS || 30000)
+  setTimeout(() => { if (!first) { console.error('timeout: no connection'); process.exit(1) } }, timeout).unref()
+}
+main().catch((e) => { console.error(e); process.exit(1) })

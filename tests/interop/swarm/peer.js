@@ -8,7 +8,8 @@ async function main () {
   const [mode, topicHex, boot] = process.argv.slice(2)
   const [host, port] = boot.split(':')
   const dht = new DHT({ bootstrap: [{ host, port: Number(port) }], host: '127.0.0.1' })
-  const swarm = new Hyperswarm({ dht })
+  const seed = process.env.PEER_SEED ? Buffer.from(process.env.PEER_SEED, 'hex') : null
+  const swarm = new Hyperswarm({ dht, ...(seed ? { keyPair: DHT.keyPair(seed) } : {}) })
   const topic = Buffer.from(topicHex, 'hex')
   let first = null
   const t0 = Date.now()
@@ -26,7 +27,7 @@ async function main () {
     })
   })
   await dht.ready()
-  console.error('ready')
+  console.error(`ready ${swarm.keyPair.publicKey.toString('hex')}`)
   const d = swarm.join(topic, { server: mode === 'serve', client: mode !== 'serve' })
   if (mode === 'serve') {
     await d.flushed()

@@ -659,6 +659,16 @@ int dht_udx_stream_connect(dht_udx_stream_t *s, dht_udx_socket_t *sock, uint32_t
     return 0;
 }
 
+int dht_udx_stream_set_seq(dht_udx_stream_t *s, uint32_t seq) {
+    if (!s || s->closed || s->connect_called) return COMMON_ESTATE;
+    return dht_udx_conn_set_seq(s->conn, seq);
+}
+
+int dht_udx_stream_set_ack(dht_udx_stream_t *s, uint32_t ack) {
+    if (!s || s->closed || s->connect_called) return COMMON_ESTATE;
+    return dht_udx_conn_set_ack(s->conn, ack);
+}
+
 int dht_udx_stream_change_remote(dht_udx_stream_t *s, dht_udx_socket_t *sock, uint32_t remote_id,
                                  const struct sockaddr_in *addr) {
     if (!s || s->closed || !s->connect_called) return COMMON_ESTATE;

@@ -116,6 +116,10 @@ dht_udx_stream_t *dht_udx_stream_new(dht_udx_t *udx, uint32_t local_id,
  *  @p sock) NULL = the first packet fixes them. No handshake is exchanged. */
 int dht_udx_stream_connect(dht_udx_stream_t *s, dht_udx_socket_t *sock, uint32_t remote_id,
                            const struct sockaddr_in *addr);
+/** @brief Before connect: first sequence number we send / expect (hyperdht sends 0 in the
+ *  handshake's udx.seq; both default to 0). COMMON_ESTATE after connect. */
+int dht_udx_stream_set_seq(dht_udx_stream_t *s, uint32_t seq);
+int dht_udx_stream_set_ack(dht_udx_stream_t *s, uint32_t ack);
 /** @brief Move a live stream to another socket / address / remote id (relay → direct);
  *  on_remote_changed fires when the packets sent to the old remote are acked. */
 int dht_udx_stream_change_remote(dht_udx_stream_t *s, dht_udx_socket_t *sock, uint32_t remote_id,

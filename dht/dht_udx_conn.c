@@ -296,6 +296,18 @@ int dht_udx_conn_connect(dht_udx_conn_t *c, uint32_t remote_id, uint64_t now) {
     return 0;
 }
 
+int dht_udx_conn_set_seq(dht_udx_conn_t *c, uint32_t seq) {
+    if (c->closed || c->connected || c->unsent.n) return COMMON_ESTATE;
+    c->seq = c->remote_acked = c->wl2 = c->rack_fack = seq;
+    return 0;
+}
+
+int dht_udx_conn_set_ack(dht_udx_conn_t *c, uint32_t ack) {
+    if (c->closed || c->connected) return COMMON_ESTATE;
+    c->ack = c->deliver = c->wl1 = ack;
+    return 0;
+}
+
 int dht_udx_conn_change_remote(dht_udx_conn_t *c, uint32_t remote_id, uint64_t now) {
     (void)now;
     if (c->closed || !c->connected) return COMMON_ESTATE;

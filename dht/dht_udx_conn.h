@@ -111,6 +111,10 @@ void dht_udx_conn_free(dht_udx_conn_t *c);
 
 /** @brief Start talking to the peer's stream @p remote_id. COMMON_ESTATE if done twice. */
 int dht_udx_conn_connect(dht_udx_conn_t *c, uint32_t remote_id, uint64_t now);
+/** @brief Before connect: our first sequence number (default 0) / the first one we expect
+ *  from the peer (default 0), as udx_stream_set_seq / set_ack in the reference. */
+int dht_udx_conn_set_seq(dht_udx_conn_t *c, uint32_t seq);
+int dht_udx_conn_set_ack(dht_udx_conn_t *c, uint32_t ack);
 /** @brief Switch to another remote id (the adapter switches the address); on_remote_changed
  *  fires once everything sent so far is acked (at once if nothing is in flight). */
 int dht_udx_conn_change_remote(dht_udx_conn_t *c, uint32_t remote_id, uint64_t now);

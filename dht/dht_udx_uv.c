@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/common_err.h"
+#include "common/common_log.h"
 
 #define NBUCKETS    1024u
 #define IMPAIR_HOLD 4
@@ -439,6 +440,16 @@ static void c_on_close(void *ud, int status) {
     dht_udx_stream_t *s = ud;
     if (s->closed) return;
     s->closed = 1;
+    if (s->udx->env->log) {
+        dht_udx_conn_stats_t st;
+        dht_udx_conn_get_stats(s->conn, &st);
+        LOG_DEBUG(s->udx->env->log, "udx",
+                  "stream %u closed: %s (tx %llu rx %llu rtx %llu rto %llu srtt %u ms)",
+                  s->local_id, status ? common_strerror(status) : "ok",
+                  (unsigned long long)st.packets_tx, (unsigned long long)st.packets_rx,
+                  (unsigned long long)st.retransmits, (unsigned long long)st.rto_events,
+                  st.srtt_ms);
+    }
     uv_timer_stop(&s->timer);
     if (dht_udx_conn_is_lingering(s->conn) && s->sock && s->have_remote) {
         /* Graceful close: keep the id for a while to re-ack the peer's retransmissions. */
@@ -657,6 +668,16 @@ int dht_udx_stream_connect(dht_udx_stream_t *s, dht_udx_socket_t *sock, uint32_t
         stream_flush(s);
     }
     return 0;
+}
+
+int dht_udx_stream_set_seq(dht_udx_stream_t *s, uint32_t seq) {
+    if (!s || s->closed || s->connect_called) return COMMON_ESTATE;
+    return dht_udx_conn_set_seq(s->conn, seq);
+}
+
+int dht_udx_stream_set_ack(dht_udx_stream_t *s, uint32_t ack) {
+    if (!s || s->closed || s->connect_called) return COMMON_ESTATE;
+    return dht_udx_conn_set_ack(s->conn, ack);
 }
 
 int dht_udx_stream_change_remote(dht_udx_stream_t *s, dht_udx_socket_t *sock, uint32_t remote_id,

@@ -363,6 +363,44 @@ TEST(loss_reorder_dup) {
     check_transfer(test_ctx_, 6, 30, 8, 50, 2u << 20, 1, &st);
 }
 
+/* Sequence numbers wrap around 2^32 in the middle of a lossy, reordered transfer. */
+TEST(sequence_wraparound) {
+    net_t *n = malloc(sizeof *n);
+    memset(n, 0, sizeof *n);
+    n->vc.now_ms = 5000;
+    n->latency = 10;
+    n->rng = 99;
+    n->loss_pm[0] = n->loss_pm[1] = 20;
+    n->jitter = 4;
+    uint32_t start[2] = {0xFFFFFC00u, 0xFFFFFFF0u};
+    for (int i = 0; i < 2; i++) {
+        n->s[i].idx = i;
+        n->s[i].net = n;
+        n->s[i].c = dht_udx_conn_new(100 + (uint32_t)i, &cbs, &n->s[i], NULL);
+    }
+    for (int i = 0; i < 2; i++) {
+        ASSERT_OK(dht_udx_conn_set_seq(n->s[i].c, start[i]));
+        ASSERT_OK(dht_udx_conn_set_ack(n->s[i].c, start[1 - i]));
+        ASSERT_OK(dht_udx_conn_connect(n->s[i].c, 101 - (uint32_t)i, n->vc.now_ms));
+    }
+    ASSERT_ERR(dht_udx_conn_set_seq(n->s[0].c, 5), COMMON_ESTATE);
+    n->s[0].to_write = 3u << 20; /* ≈ 2700 packets: crosses 2^32 after 1024 */
+    n->s[0].end_after_write = 1;
+    n->s[1].to_write = 100000;
+    n->s[1].end_after_write = 1;
+    int ok = run(n, 600000, done_both_closed);
+    side_t a = n->s[0], b = n->s[1];
+    net_free(n);
+    free(n);
+    ASSERT_TRUE(ok);
+    ASSERT_EQ_U64(b.received, 3u << 20);
+    ASSERT_EQ_U64(b.mismatches, 0);
+    ASSERT_EQ_U64(a.received, 100000);
+    ASSERT_EQ_U64(a.mismatches, 0);
+    ASSERT_EQ_I64(a.close_status, 0);
+    ASSERT_EQ_I64(b.close_status, 0);
+}
+
 TEST(congestion_backs_off_under_loss) {
     net_t *n = malloc(sizeof *n);
     net_init(n, 7);
@@ -567,8 +605,8 @@ TEST(garbage_input_is_harmless) {
 
 TEST_MAIN(TEST_ENTRY(codec_roundtrip), TEST_ENTRY(clean_transfer), TEST_ENTRY(loss_both_directions),
           TEST_ENTRY(heavy_loss), TEST_ENTRY(reordering), TEST_ENTRY(duplication),
-          TEST_ENTRY(loss_reorder_dup), TEST_ENTRY(congestion_backs_off_under_loss),
-          TEST_ENTRY(window_exhaustion), TEST_ENTRY(rto_backoff_and_peer_disappearance),
-          TEST_ENTRY(destroy_resets_peer), TEST_ENTRY(half_close_keeps_other_direction),
-          TEST_ENTRY(messages_and_heartbeat), TEST_ENTRY(change_remote),
-          TEST_ENTRY(garbage_input_is_harmless))
+          TEST_ENTRY(loss_reorder_dup), TEST_ENTRY(sequence_wraparound),
+          TEST_ENTRY(congestion_backs_off_under_loss), TEST_ENTRY(window_exhaustion),
+          TEST_ENTRY(rto_backoff_and_peer_disappearance), TEST_ENTRY(destroy_resets_peer),
+          TEST_ENTRY(half_close_keeps_other_direction), TEST_ENTRY(messages_and_heartbeat),
+          TEST_ENTRY(change_remote), TEST_ENTRY(garbage_input_is_harmless))

@@ -110,6 +110,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int i = 0; i < 2; i++) {
         uds[i] = (side_ud_t){&f, i};
         f.c[i] = dht_udx_conn_new(10 + (uint32_t)i, &cbs, &uds[i], NULL);
+    }
+    /* A's sequence numbers start just below 2^32 so that scripts cross the wrap. */
+    dht_udx_conn_set_seq(f.c[0], 0xFFFFFF80u);
+    dht_udx_conn_set_ack(f.c[1], 0xFFFFFF80u);
+    for (int i = 0; i < 2; i++) {
         dht_udx_conn_connect(f.c[i], 11 - (uint32_t)i, f.now);
     }
     static uint8_t buf[65536];

@@ -88,6 +88,13 @@ struct dht_swarm_conn {
     int status;
     const char *reason;
     uint8_t *scratch;
+    /* client: the first UDX packets for our stream that arrived before the handshake reply
+     * (hyperdht's pre-connect firewall hook): they fix the server's socket and address */
+    uint8_t *early[4];
+    size_t early_len[4];
+    int nearly;
+    int early_sock;
+    struct sockaddr_in early_from;
     dht_swarm_conn_callbacks_t cbs;
     void *ud;
 };
@@ -160,6 +167,31 @@ static void on_other(dht_udx_socket_t *s, const uint8_t *buf, size_t len,
     if (len == 1) {
         /* holepunch probe: echo it, as the non-initiator does (§6) */
         (void)dht_udx_socket_send(s, buf, 1, from, 0);
+        return;
+    }
+    if (len >= 20 && buf[0] == 0xff && buf[1] == 0x01) {
+        /* a UDX packet for a stream that is not connected yet: keep the first few for a
+         * client stream still waiting for its handshake reply */
+        uint32_t id = (uint32_t)buf[4] | ((uint32_t)buf[5] << 8) | ((uint32_t)buf[6] << 16) |
+                      ((uint32_t)buf[7] << 24);
+        for (dht_swarm_conn_t *c = sw->conns; c; c = c->next) {
+            if (c->role != ROLE_CLIENT || c->state != ST_HANDSHAKE || !c->stream ||
+                dht_udx_stream_id(c->stream) != id)
+                continue;
+            if (c->nearly > 0 && (c->early_sock != which ||
+                                  c->early_from.sin_addr.s_addr != from->sin_addr.s_addr ||
+                                  c->early_from.sin_port != from->sin_port))
+                return;
+            if (c->nearly >= 4) return;
+            uint8_t *copy = malloc(len);
+            if (!copy) return;
+            memcpy(copy, buf, len);
+            c->early[c->nearly] = copy;
+            c->early_len[c->nearly++] = len;
+            c->early_sock = which;
+            c->early_from = *from;
+            return;
+        }
         return;
     }
     if (buf[0] != DHT_RPC_REQUEST_ID && buf[0] != DHT_RPC_RESPONSE_ID) return;
@@ -235,6 +267,7 @@ static void conn_unlink_free(dht_swarm_conn_t *c) {
     dht_noise_free(c->noise);
     dht_sstream_free(c->ss);
     if (c->scratch) free(c->scratch);
+    for (int i = 0; i < c->nearly; i++) free(c->early[i]);
     sodium_memzero(c, sizeof *c);
     free(c);
 }
@@ -438,6 +471,13 @@ static int start_stream(dht_swarm_conn_t *c, int initiator, int sock, const dht_
     c->has_keys = 0;
     if (!c->ss) return err ? err : COMMON_ENOMEM;
     int rc;
+    dht_addr_t early_addr;
+    if (c->nearly) {
+        /* the server already reached us: use that socket and address (as hyperdht does) */
+        from_sa(&c->early_from, &early_addr);
+        to = &early_addr;
+        sock = c->early_sock;
+    }
     if (to) {
         struct sockaddr_in sa;
         to_sa(to, &sa);
@@ -449,6 +489,11 @@ static int start_stream(dht_swarm_conn_t *c, int initiator, int sock, const dht_
     if (rc) return rc;
     c->state = ST_STREAM;
     conn_flush_control(c);
+    for (int i = 0; i < c->nearly && c->stream && c->state == ST_STREAM; i++)
+        dht_udx_socket_inject(sw->sock[c->early_sock], c->early[i], c->early_len[i],
+                              &c->early_from);
+    for (int i = 0; i < c->nearly; i++) free(c->early[i]);
+    c->nearly = 0;
     return 0;
 }
 
@@ -594,6 +639,14 @@ static void server_handshake(dht_swarm_t *sw, const dht_node_req_t *req) {
     }
     c->reply_len = (size_t)rl;
     sw->st.handshakes_answered++;
+    if (sw->env) {
+        char as[24];
+        dht_ipv4_format(&client_addr, as, sizeof as);
+        LOG_DEBUG(sw->env->log, "swarm",
+                  "handshake answered (mode %llu, client %s, client firewall %llu, error %llu)",
+                  (unsigned long long)hs.mode, as, (unsigned long long)rp.firewall,
+                  (unsigned long long)error);
+    }
     if (error != DHT_HS_ERR_NONE) {
         send_server_reply(sw, c, req);
         c->deadline = now_ms(sw) + SLOT_LINGER_MS; /* answer retries, then drop */
@@ -687,6 +740,16 @@ static void client_got_reply(dht_swarm_conn_t *c, const dht_rpc_msg_t *res,
     }
     int relayed = hs.has_peer;
     dht_addr_t server = relayed ? hs.peer : *from;
+    if (sw->env) {
+        char as[24], fs[24];
+        dht_ipv4_format(&server, as, sizeof as);
+        dht_ipv4_format(from, fs, sizeof fs);
+        LOG_DEBUG(sw->env->log, "swarm",
+                  "handshake reply via %s: server %s relayed %d firewall %llu holepunch %d "
+                  "addresses %zu udx id %llu",
+                  fs, as, relayed, (unsigned long long)p.firewall, p.has_holepunch, p.naddr4,
+                  (unsigned long long)p.udx_id);
+    }
     int has_hp = p.has_holepunch && p.nhp_relays > 0;
     dht_addr_t to;
     int rc;
@@ -759,6 +822,11 @@ static void send_hs(dht_swarm_conn_t *c, const dht_addr_t *to) {
     r->next = sw->reqs;
     if (sw->reqs) sw->reqs->prev = r;
     sw->reqs = r;
+    if (sw->env) {
+        char as[24];
+        dht_ipv4_format(to, as, sizeof as);
+        LOG_DEBUG(sw->env->log, "swarm", "handshake (msg1 %zu bytes) to %s", c->msg1_len, as);
+    }
     c->pending++;
     c->nsent++;
 }
@@ -846,6 +914,7 @@ static void topic_run(dht_swarm_t *sw, topic_t *t);
 static void on_lookup_peer(void *ud, const dht_peer_record_t *peer, const dht_addr_t *from) {
     (void)from;
     topic_t *t = ud;
+    if (t->sw->env) LOG_DEBUG(t->sw->env->log, "swarm", "lookup: record with %zu relays", peer->nrelays);
     if (!t->used || !t->client) return;
     maybe_connect(t->sw, peer->public_key, peer->relays, peer->nrelays, t->t, 0);
 }

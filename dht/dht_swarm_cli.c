@@ -32,6 +32,7 @@ typedef struct cli {
     uint8_t *in_buf;
     int64_t in_off;
     int had_conn, finished, status, closing, remote_ended;
+    uint64_t t_join;
 } cli_t;
 
 static void finish(cli_t *c, int status);
@@ -175,7 +176,8 @@ static void on_connection(dht_swarm_t *sw, dht_swarm_conn_t *conn,
     char hex[65], as[24];
     common_hex_encode(info->remote_pk, 32, hex);
     dht_ipv4_format(&info->remote, as, sizeof as);
-    fprintf(stderr, "connected %s %s %s\n", hex, info->initiator ? "client" : "server", as);
+    fprintf(stderr, "connected %s %s %s %.1fms\n", hex, info->initiator ? "client" : "server", as,
+            (double)(uv_hrtime() - c->t_join) / 1e6);
     fflush(stderr);
     if (c->in_eof) dht_swarm_conn_end(conn);
     else in_read_more(c);
@@ -197,9 +199,13 @@ static void on_error(dht_swarm_t *sw, const uint8_t pk[32], int status, const ch
 }
 
 static void on_ready(dht_swarm_t *sw, void *ud) {
-    (void)sw, (void)ud;
+    cli_t *c = ud;
     fprintf(stderr, "ready\n");
     fflush(stderr);
+    /* join once bootstrapped (as a JS peer after dht.ready()), so the printed
+     * join -> connection time excludes the bootstrap */
+    c->t_join = uv_hrtime();
+    (void)dht_swarm_join(sw, c->o->topic, c->o->server, !c->o->server);
 }
 
 static void on_signal(uv_signal_t *s, int sig) {
@@ -263,7 +269,6 @@ int dht_swarm_cli_run(const dht_swarm_cli_opts_t *o, void *logp) {
         else uv_close((uv_handle_t *)&c.in_pipe, NULL);
     }
     if (!c.in_open) c.in_eof = 1;
-    (void)dht_swarm_join(c.sw, o->topic, o->server, !o->server);
     uv_signal_init(c.loop, &c.sigint);
     uv_signal_init(c.loop, &c.sigterm);
     c.sigint.data = c.sigterm.data = &c;

@@ -12,11 +12,12 @@ async function main () {
   const swarm = new Hyperswarm({ dht, ...(seed ? { keyPair: DHT.keyPair(seed) } : {}) })
   const topic = Buffer.from(topicHex, 'hex')
   let first = null
-  const t0 = Date.now()
+  const { performance } = require("perf_hooks")
+  let t0 = 0
   swarm.on('connection', (conn, info) => {
     if (first) { conn.destroy(); return }
     first = conn
-    console.error(`connected ${info.publicKey.toString('hex')} ${Date.now() - t0}ms`)
+    console.error(`connected ${info.publicKey.toString('hex')} ${(performance.now() - t0).toFixed(1)}ms`)
     conn.on('error', (e) => console.error('conn error', e.message))
     process.stdin.pipe(conn)
     conn.pipe(process.stdout)
@@ -28,6 +29,7 @@ async function main () {
   })
   await dht.ready()
   console.error(`ready ${swarm.keyPair.publicKey.toString('hex')}`)
+  t0 = performance.now()
   const d = swarm.join(topic, { server: mode === 'serve', client: mode !== 'serve' })
   if (mode === 'serve') {
     await d.flushed()

@@ -25,8 +25,9 @@
  *      4. on_end: the peer half-closed. Call dht_swarm_conn_end() when done too.
  *      5. on_close(conn, status): exactly once, always asynchronously (never from inside a
  *         dht_swarm_* call); status 0 clean, else the first error (DHT_EDESTROYED peer reset,
- *         COMMON_ETIMEDOUT, COMMON_ECRYPTO, DHT_ESTREAMID, DHT_EFRAME, DHT_EDUPLICATE-like
- *         closes use COMMON_ECANCELED). The handle is freed right after on_close returns.
+ *         COMMON_ETIMEDOUT, COMMON_ECRYPTO, DHT_ESTREAMID, DHT_EFRAME; a connection dropped
+ *         as a duplicate closes with COMMON_ECANCELED). The handle is freed right after
+ *         on_close returns.
  *    dht_swarm_conn_write() copies and encrypts at once and returns 1 while the UDX send
  *    queue is below its high-water mark, 0 above it (wait for on_drain).
  *
@@ -133,7 +134,7 @@ dht_swarm_t *dht_swarm_new(uv_loop_t *loop, const common_env_t *env, const dht_k
  *  updates the flags. @return 0, COMMON_ETOOBIG, COMMON_EINVAL (neither flag). */
 int dht_swarm_join(dht_swarm_t *sw, const uint8_t topic[32], int server, int client);
 /** @brief Leave: stop looking up / announcing (unannounce in the background). Existing
- *  connections stay open. @return 0 or COMMON_ENOENT. */
+ *  connections stay open. @return 0 or COMMON_ENOTFOUND. */
 int dht_swarm_leave(dht_swarm_t *sw, const uint8_t topic[32]);
 /** @brief Run the lookups / announces of every joined topic now. */
 void dht_swarm_refresh(dht_swarm_t *sw);

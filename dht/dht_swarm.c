@@ -95,6 +95,9 @@ struct dht_swarm_conn {
     int nearly;
     int early_sock;
     struct sockaddr_in early_from;
+    /* holepunching (§6): a fresh socket, its NAT sample, the remote's view, probes */
+    struct punch *hp;
+    uint32_t remote_udx_id;
     dht_swarm_conn_callbacks_t cbs;
     void *ud;
 };
@@ -125,6 +128,10 @@ struct dht_swarm {
     uint64_t next_conn_id;
     reqctx_t *reqs;
     dht_swarm_stats_t st;
+    dht_addr_t boots[DHT_NODE_MAX_BOOTSTRAP];
+    size_t nboots;
+    char host[16];
+    int extra_socks; /* punch sockets still open or closing */
 };
 
 static uint64_t now_ms(const dht_swarm_t *sw) { return common_now_ms(sw->env); }
@@ -272,6 +279,10 @@ static void conn_unlink_free(dht_swarm_conn_t *c) {
     free(c);
 }
 
+struct punch;
+static int hp_free(struct punch *h);
+static void hp_tick(struct punch *h);
+
 /* Finalise closed connections (stream gone): deliver on_close / on_error asynchronously. */
 static void reap(dht_swarm_t *sw) {
     dht_swarm_conn_t *c = sw->conns, *next;
@@ -293,7 +304,17 @@ static void reap(dht_swarm_t *sw) {
                 sw->opts.on_error(sw, c->remote_pk, c->status ? c->status : COMMON_ECANCELED,
                                   c->reason ? c->reason : "connection failed", sw->opts.ud);
         }
-        if (c->delivered && c->cbs.on_close) c->cbs.on_close(c, c->status, c->ud);
+        if (c->hp) {
+            if (hp_free(c->hp) != 0) {
+                reap_soon(sw); /* its socket is still busy: try again */
+                continue;
+            }
+            c->hp = NULL;
+        }
+        if (c->delivered && c->cbs.on_close) {
+            c->cbs.on_close(c, c->status, c->ud);
+            c->delivered = 0;
+        }
         conn_unlink_free(c);
     }
 }
@@ -460,8 +481,16 @@ static dht_swarm_conn_t *conn_new(dht_swarm_t *sw, int role, const uint8_t *remo
     return c;
 }
 
+static int start_stream_on(dht_swarm_conn_t *c, int initiator, dht_udx_socket_t *usock,
+                           const dht_addr_t *to, uint32_t remote_id);
+
 static int start_stream(dht_swarm_conn_t *c, int initiator, int sock, const dht_addr_t *to,
                         uint32_t remote_id) {
+    return start_stream_on(c, initiator, c->sw->sock[sock], to, remote_id);
+}
+
+static int start_stream_on(dht_swarm_conn_t *c, int initiator, dht_udx_socket_t *usock,
+                           const dht_addr_t *to, uint32_t remote_id) {
     dht_swarm_t *sw = c->sw;
     int err = 0;
     dht_sstream_opts_t so;
@@ -476,13 +505,13 @@ static int start_stream(dht_swarm_conn_t *c, int initiator, int sock, const dht_
         /* the server already reached us: use that socket and address (as hyperdht does) */
         from_sa(&c->early_from, &early_addr);
         to = &early_addr;
-        sock = c->early_sock;
+        usock = sw->sock[c->early_sock];
     }
     if (to) {
         struct sockaddr_in sa;
         to_sa(to, &sa);
         c->remote = *to;
-        rc = dht_udx_stream_connect(c->stream, sw->sock[sock], remote_id, &sa);
+        rc = dht_udx_stream_connect(c->stream, usock, remote_id, &sa);
     } else {
         rc = dht_udx_stream_connect(c->stream, NULL, remote_id, NULL);
     }
@@ -511,6 +540,548 @@ static uint64_t our_firewall(dht_swarm_t *sw, dht_addr_t *addr, size_t *naddr) {
 
 static int req_sock(dht_swarm_t *sw) {
     return dht_node_is_firewalled(sw->node) ? DHT_SOCK_CLIENT : DHT_SOCK_SERVER;
+}
+
+/* ------------------------------------------------------------------ holepunching (§6) */
+
+#define HP_MAX_SAMPLES 8
+#define HP_MAX_REQS 8
+#define HP_PROBE_TTL 5
+#define HP_ANALYZE_MS 2500u
+
+typedef struct hp_req {
+    int active, kind; /* kind 0: PING (NAT sample), 1: PEER_HOLEPUNCH */
+    uint16_t tid;
+    dht_addr_t to;
+    uint8_t buf[DHT_RPC_MAX_PACKET];
+    size_t len;
+    int tries;
+    uint64_t next;
+} hp_req_t;
+
+typedef struct punch {
+    dht_swarm_conn_t *c;
+    dht_udx_socket_t *sock;
+    uint8_t secret[32], local_secret[32];
+    struct {
+        dht_addr_t a;
+        unsigned hits;
+    } full[HP_MAX_SAMPLES];
+    size_t nfull;
+    dht_addr_t visited[HP_MAX_SAMPLES];
+    size_t nvisited;
+    unsigned sampled;
+    int pings_out, analyzed;
+    uint64_t analyze_deadline;
+    uint64_t firewall;
+    dht_addr_t addrs[2];
+    size_t naddrs;
+    uint64_t remote_fw;
+    dht_addr_t raddrs[DHT_CONNECT_MAX_ADDRS];
+    size_t nraddrs;
+    int remote_punching;
+    uint8_t remote_token[32];
+    int has_remote_token;
+    int stage, round, probe_retry;
+    dht_addr_t relay, server_peer, server_addr;
+    uint64_t hp_id;
+    uint64_t wait_until;
+    int punching, probes_sent, connected;
+    uint64_t next_probe;
+    /* server: a holepunch request waiting for our NAT analysis */
+    int pending;
+    uint16_t p_tid;
+    dht_addr_t p_relay, p_peer;
+    uint8_t p_remote_token[32];
+    int p_has_remote_token;
+    hp_req_t reqs[HP_MAX_REQS];
+} punch_t;
+
+static uint64_t hp_round_now(punch_t *h) { return now_ms(h->c->sw); }
+
+static void hp_raw(punch_t *h, const uint8_t *buf, size_t len, const dht_addr_t *to, int ttl) {
+    struct sockaddr_in sa;
+    to_sa(to, &sa);
+    (void)dht_udx_socket_send(h->sock, buf, len, &sa, ttl);
+}
+
+static void hp_probe(punch_t *h, const dht_addr_t *to, int low_ttl) {
+    static const uint8_t zero[1] = {0};
+    if (to->port == 0) return;
+    hp_raw(h, zero, 1, to, low_ttl ? HP_PROBE_TTL : 0);
+}
+
+static hp_req_t *hp_request(punch_t *h, int kind, const dht_addr_t *to, int internal,
+                            uint64_t cmd, const uint8_t *target, const uint8_t *val, size_t vlen) {
+    hp_req_t *r = NULL;
+    for (int i = 0; i < HP_MAX_REQS && !r; i++)
+        if (!h->reqs[i].active) r = &h->reqs[i];
+    if (!r) return NULL;
+    dht_rpc_msg_t m;
+    memset(&m, 0, sizeof m);
+    uint16_t tid;
+    common_random(h->c->sw->env, &tid, sizeof tid);
+    m.tid = tid;
+    m.to = *to;
+    m.internal = internal;
+    m.command = cmd;
+    m.target = target;
+    m.value = val;
+    m.value_len = vlen;
+    int n = dht_rpc_encode(&m, r->buf, sizeof r->buf);
+    if (n <= 0) return NULL;
+    r->active = 1;
+    r->kind = kind;
+    r->tid = tid;
+    r->to = *to;
+    r->len = (size_t)n;
+    r->tries = 1;
+    r->next = hp_round_now(h) + 1000;
+    hp_raw(h, r->buf, r->len, to, 0);
+    return r;
+}
+
+static void hp_update_nat(punch_t *h) {
+    if (!dht_node_is_firewalled(h->c->sw->node)) {
+        h->firewall = DHT_FIREWALL_OPEN;
+    } else if (h->sampled >= 3 && h->nfull > 0) {
+        unsigned max = 0, second = 0;
+        size_t imax = 0;
+        int one_host = 1;
+        for (size_t i = 0; i < h->nfull; i++) {
+            if (memcmp(h->full[i].a.host, h->full[0].a.host, 4) != 0) one_host = 0;
+            if (h->full[i].hits > max) {
+                second = max;
+                max = h->full[i].hits;
+                imax = i;
+            } else if (h->full[i].hits > second) second = h->full[i].hits;
+        }
+        if (max >= 3 || (!one_host && max == 2 && second >= 2)) h->firewall = DHT_FIREWALL_CONSISTENT;
+        else if (max == 1 || (one_host && h->sampled > 3) || h->sampled > 4)
+            h->firewall = DHT_FIREWALL_RANDOM;
+        h->naddrs = 0;
+        if (h->firewall == DHT_FIREWALL_CONSISTENT) {
+            h->addrs[h->naddrs++] = h->full[imax].a;
+            for (size_t i = 0; i < h->nfull && h->naddrs < 2; i++)
+                if (i != imax && h->full[i].hits >= 2) h->addrs[h->naddrs++] = h->full[i].a;
+        } else if (h->firewall == DHT_FIREWALL_RANDOM) {
+            h->addrs[0] = h->full[0].a;
+            h->addrs[0].port = 0;
+            h->naddrs = 1;
+        }
+    }
+}
+
+static void hp_analyzed(punch_t *h);
+
+static void hp_add_sample(punch_t *h, const dht_addr_t *to, const dht_addr_t *from) {
+    for (size_t i = 0; i < h->nvisited; i++)
+        if (dht_ipv4_equal(&h->visited[i], from)) return;
+    if (h->nvisited < HP_MAX_SAMPLES) h->visited[h->nvisited++] = *from;
+    size_t i = 0;
+    for (; i < h->nfull; i++)
+        if (dht_ipv4_equal(&h->full[i].a, to)) break;
+    if (i < h->nfull) h->full[i].hits++;
+    else if (h->nfull < HP_MAX_SAMPLES) {
+        h->full[h->nfull].a = *to;
+        h->full[h->nfull++].hits = 1;
+    }
+    h->sampled++;
+    hp_update_nat(h);
+    if (!h->analyzed && (h->firewall == DHT_FIREWALL_CONSISTENT ||
+                         h->firewall == DHT_FIREWALL_OPEN || h->sampled >= 4))
+        hp_analyzed(h);
+}
+
+static void hp_sample(punch_t *h, const dht_addr_t *nodes, size_t n) {
+    h->analyze_deadline = hp_round_now(h) + HP_ANALYZE_MS;
+    h->firewall = DHT_FIREWALL_UNKNOWN;
+    size_t sent = 0;
+    for (size_t i = 0; i < n && sent < 5; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < i; j++)
+            if (dht_ipv4_equal(&nodes[i], &nodes[j])) dup = 1;
+        if (dup || nodes[i].port == 0) continue;
+        if (hp_request(h, 0, &nodes[i], 1, DHT_CMD_PING, NULL, NULL, 0)) {
+            h->pings_out++;
+            sent++;
+        }
+    }
+    if (!sent) hp_analyzed(h);
+}
+
+static int hp_encrypt(punch_t *h, const dht_hp_payload_t *pl, uint8_t *out, size_t cap) {
+    uint8_t plain[512], nonce[24];
+    int n = dht_hp_payload_encode(pl, plain, sizeof plain);
+    if (n < 0) return n;
+    common_random(h->c->sw->env, nonce, sizeof nonce);
+    return dht_hp_seal(h->secret, nonce, plain, (size_t)n, out, cap);
+}
+
+static void hp_token(punch_t *h, const dht_addr_t *a, uint8_t out[32]) {
+    char host[16];
+    dht_addr_host(a, host);
+    dht_crypto_hash_keyed(out, host, strlen(host), h->local_secret, 32);
+}
+
+static void hp_start_punching(punch_t *h) {
+    if (h->punching) return;
+    h->punching = 1;
+    h->probes_sent = 0;
+    /* the server waits 1 s first: the client's "fast open" probe went out already */
+    h->next_probe = hp_round_now(h) + (h->c->role == ROLE_SERVER ? 1000 : 0);
+    h->c->deadline = hp_round_now(h) + 12000;
+}
+
+static void hp_set_remote(punch_t *h, const dht_hp_payload_t *pl) {
+    h->remote_fw = pl->firewall;
+    h->remote_punching = pl->punching;
+    if (pl->has_addresses) {
+        h->nraddrs = pl->naddrs;
+        memcpy(h->raddrs, pl->addrs, pl->naddrs * sizeof pl->addrs[0]);
+    }
+}
+
+/* server: answer a holepunch round through the relay (request with the relay's tid) */
+static void hp_server_reply(punch_t *h) {
+    dht_swarm_t *sw = h->c->sw;
+    dht_hp_payload_t pl;
+    memset(&pl, 0, sizeof pl);
+    pl.firewall = h->firewall;
+    pl.round = (uint64_t)h->round;
+    pl.punching = h->punching;
+    if (h->naddrs) {
+        pl.has_addresses = 1;
+        pl.naddrs = h->naddrs;
+        memcpy(pl.addrs, h->addrs, h->naddrs * sizeof h->addrs[0]);
+    }
+    pl.has_token = 1;
+    hp_token(h, &h->p_peer, pl.token);
+    if (h->p_has_remote_token) {
+        pl.has_remote_token = 1;
+        memcpy(pl.remote_token, h->p_remote_token, 32);
+    }
+    uint8_t box[600], val[800], pkt[DHT_RPC_MAX_PACKET];
+    int bl = hp_encrypt(h, &pl, box, sizeof box);
+    if (bl < 0) return;
+    dht_holepunch_msg_t out;
+    memset(&out, 0, sizeof out);
+    out.mode = DHT_HS_FROM_SERVER;
+    out.id = 0;
+    out.payload = box;
+    out.payload_len = (size_t)bl;
+    out.has_peer = 1;
+    out.peer = h->p_peer;
+    int vl = dht_holepunch_encode(&out, val, sizeof val);
+    if (vl < 0) return;
+    dht_rpc_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.tid = h->p_tid;
+    m.to = h->p_relay;
+    m.command = DHT_CMD_PEER_HOLEPUNCH;
+    m.target = sw->target;
+    m.value = val;
+    m.value_len = (size_t)vl;
+    int n = dht_rpc_encode(&m, pkt, sizeof pkt);
+    if (n > 0) hp_raw(h, pkt, (size_t)n, &h->p_relay, 0);
+    h->pending = 0;
+}
+
+static void client_hp_round(punch_t *h, int punching);
+
+static void hp_analyzed(punch_t *h) {
+    if (h->analyzed) return;
+    h->analyzed = 1;
+    if (h->c->role == ROLE_SERVER) {
+        if (h->pending) hp_server_reply(h);
+        return;
+    }
+    if (h->stage == 0) {
+        hp_probe(h, &h->server_addr, 1); /* open our NAT towards the server (low TTL) */
+        client_hp_round(h, 0);
+    }
+}
+
+static void client_hp_round(punch_t *h, int punching) {
+    dht_swarm_conn_t *c = h->c;
+    dht_hp_payload_t pl;
+    memset(&pl, 0, sizeof pl);
+    pl.firewall = h->firewall;
+    pl.round = (uint64_t)h->round++;
+    pl.punching = punching;
+    if (h->naddrs && h->firewall != DHT_FIREWALL_UNKNOWN) {
+        pl.has_addresses = 1;
+        pl.naddrs = h->naddrs;
+        memcpy(pl.addrs, h->addrs, h->naddrs * sizeof h->addrs[0]);
+    }
+    if (!punching) {
+        pl.has_remote_address = 1;
+        pl.remote_address = h->server_addr;
+    } else {
+        pl.has_token = 1;
+        hp_token(h, &h->server_addr, pl.token);
+        if (h->has_remote_token) {
+            pl.has_remote_token = 1;
+            memcpy(pl.remote_token, h->remote_token, 32);
+        }
+    }
+    uint8_t box[600], val[800], target[32];
+    int bl = hp_encrypt(h, &pl, box, sizeof box);
+    if (bl < 0) {
+        conn_fail(c, DHT_EHOLEPUNCH, "holepunch payload encoding failed");
+        return;
+    }
+    dht_holepunch_msg_t m;
+    memset(&m, 0, sizeof m);
+    m.mode = DHT_HS_FROM_CLIENT;
+    m.id = h->hp_id;
+    m.payload = box;
+    m.payload_len = (size_t)bl;
+    m.has_peer = 1;
+    m.peer = punching ? h->server_addr : h->server_peer;
+    int vl = dht_holepunch_encode(&m, val, sizeof val);
+    dht_crypto_target(c->remote_pk, target);
+    if (vl < 0 || !hp_request(h, 1, &h->relay, 0, DHT_CMD_PEER_HOLEPUNCH, target, val, (size_t)vl)) {
+        conn_fail(c, DHT_EHOLEPUNCH, "cannot send PEER_HOLEPUNCH");
+        return;
+    }
+    h->stage = punching ? 3 : 1;
+}
+
+static void client_hp_reply(punch_t *h, const dht_rpc_msg_t *res) {
+    dht_swarm_conn_t *c = h->c;
+    dht_holepunch_msg_t hm;
+    if (!res->value || dht_holepunch_decode(res->value, res->value_len, &hm) != 0 ||
+        hm.mode != DHT_HS_REPLY) {
+        conn_fail(c, DHT_EHOLEPUNCH, "bad PEER_HOLEPUNCH reply");
+        return;
+    }
+    uint8_t plain[600];
+    int pn = dht_hp_open(h->secret, hm.payload, hm.payload_len, plain, sizeof plain);
+    dht_hp_payload_t pl;
+    if (pn < 0 || dht_hp_payload_decode(plain, (size_t)pn, &pl) != 0) {
+        conn_fail(c, DHT_EHOLEPUNCH, "holepunch payload from the server does not decrypt");
+        return;
+    }
+    if (pl.error != DHT_HS_ERR_NONE) {
+        conn_fail(c, DHT_EHOLEPUNCH, pl.error == DHT_HS_ERR_TRY_LATER
+                                         ? "server holepunch: try later (random NAT rate limit)"
+                                         : "server aborted the holepunch");
+        return;
+    }
+    hp_set_remote(h, &pl);
+    if (pl.has_token) {
+        memcpy(h->remote_token, pl.token, 32);
+        h->has_remote_token = 1;
+    }
+    hp_add_sample(h, &res->to, &h->relay);
+    if (h->stage == 1) {
+        dht_addr_t peer = hm.has_peer ? hm.peer : h->relay;
+        if (!dht_ipv4_equal(&peer, &h->server_addr)) {
+            h->server_addr = peer; /* the server's punch socket as the relay saw it */
+            hp_probe(h, &h->server_addr, 1);
+        }
+        if (h->remote_fw == DHT_FIREWALL_UNKNOWN && !h->probe_retry) {
+            h->probe_retry = 1;
+            h->stage = 2;
+            h->wait_until = hp_round_now(h) + 1000;
+            return;
+        }
+        if (h->remote_fw == DHT_FIREWALL_UNKNOWN || h->firewall == DHT_FIREWALL_UNKNOWN) {
+            conn_fail(c, DHT_EHOLEPUNCH, "holepunch probe: NAT type still unknown on one side");
+            return;
+        }
+        if (h->remote_fw >= DHT_FIREWALL_RANDOM && h->firewall >= DHT_FIREWALL_RANDOM) {
+            conn_fail(c, DHT_EHOLEPUNCH, "both NATs randomize ports: cannot holepunch");
+            return;
+        }
+        if (h->remote_fw >= DHT_FIREWALL_RANDOM || h->firewall >= DHT_FIREWALL_RANDOM) {
+            conn_fail(c, DHT_EHOLEPUNCH,
+                      "random-port NAT on one side: random punching is not implemented");
+            return;
+        }
+        client_hp_round(h, 1);
+        return;
+    }
+    if (h->stage == 3) {
+        if (!h->remote_punching) {
+            conn_fail(c, DHT_EHOLEPUNCH, "server is not holepunching");
+            return;
+        }
+        if (!h->nraddrs) {
+            conn_fail(c, DHT_EHOLEPUNCH, "server sent no addresses to punch");
+            return;
+        }
+        h->stage = 4;
+        hp_start_punching(h);
+    }
+}
+
+static void server_hp_message(dht_swarm_t *sw, punch_t *h, const dht_holepunch_msg_t *hm,
+                              const dht_addr_t *relay, uint16_t tid);
+
+static void on_punch_other(dht_udx_socket_t *s, const uint8_t *buf, size_t len,
+                           const struct sockaddr_in *from, void *ud) {
+    (void)s;
+    punch_t *h = ud;
+    dht_swarm_conn_t *c = h->c;
+    if (!c || c->state == ST_CLOSING) return;
+    dht_addr_t a;
+    from_sa(from, &a);
+    if (len == 1) {
+        if (c->role == ROLE_SERVER) {
+            hp_probe(h, &a, 0); /* the non-initiator echoes every probe */
+            return;
+        }
+        if (h->connected || c->state != ST_HANDSHAKE || !c->has_keys) return;
+        h->connected = 1;
+        h->punching = 0;
+        if (c->sw->env) {
+            char as[24];
+            dht_ipv4_format(&a, as, sizeof as);
+            LOG_DEBUG(c->sw->env->log, "swarm", "holepunch: probe from %s, connecting", as);
+        }
+        int rc = start_stream_on(c, 1, h->sock, &a, c->remote_udx_id);
+        if (rc) conn_fail(c, rc, "stream setup after holepunch failed");
+        return;
+    }
+    dht_rpc_msg_t m;
+    if (dht_rpc_decode(buf, len, &m) != 0) return;
+    if (!m.is_response) {
+        /* the punch round may be relayed straight to this socket (peerAddress) */
+        if (c->role == ROLE_SERVER && !m.internal && m.command == DHT_CMD_PEER_HOLEPUNCH &&
+            m.target && memcmp(m.target, c->sw->target, 32) == 0 && m.value) {
+            dht_holepunch_msg_t hm;
+            if (dht_holepunch_decode(m.value, m.value_len, &hm) == 0 && hm.mode == DHT_HS_FROM_RELAY)
+                server_hp_message(c->sw, h, &hm, &a, m.tid);
+        }
+        return;
+    }
+    for (int i = 0; i < HP_MAX_REQS; i++) {
+        hp_req_t *r = &h->reqs[i];
+        if (!r->active || r->tid != m.tid || !dht_ipv4_equal(&r->to, &a)) continue;
+        r->active = 0;
+        if (r->kind == 0) {
+            h->pings_out--;
+            hp_add_sample(h, &m.to, &a);
+            if (!h->analyzed && h->pings_out == 0) hp_analyzed(h);
+        } else {
+            client_hp_reply(h, &m);
+        }
+        return;
+    }
+}
+
+static void hp_tick(punch_t *h) {
+    dht_swarm_conn_t *c = h->c;
+    uint64_t now = hp_round_now(h);
+    for (int i = 0; i < HP_MAX_REQS && c->state != ST_CLOSING; i++) {
+        hp_req_t *r = &h->reqs[i];
+        if (!r->active || now < r->next) continue;
+        if (r->tries >= 3) {
+            r->active = 0;
+            if (r->kind == 0) {
+                if (--h->pings_out == 0 && !h->analyzed) hp_analyzed(h);
+            } else {
+                conn_fail(c, DHT_EHOLEPUNCH, "no PEER_HOLEPUNCH reply through the relay");
+                return;
+            }
+            continue;
+        }
+        r->tries++;
+        r->next = now + 1000;
+        hp_raw(h, r->buf, r->len, &r->to, 0);
+    }
+    if (c->state == ST_CLOSING) return;
+    if (!h->analyzed && now >= h->analyze_deadline) hp_analyzed(h);
+    if (h->stage == 2 && now >= h->wait_until) {
+        h->stage = 1;
+        client_hp_round(h, 0);
+    }
+    if (h->punching && now >= h->next_probe) {
+        if (h->probes_sent >= 10) {
+            h->punching = 0;
+            if (c->role == ROLE_CLIENT && !h->connected)
+                conn_fail(c, DHT_EHOLEPUNCH, "holepunch failed: no probe came through in 10 s");
+            return;
+        }
+        h->probes_sent++;
+        for (size_t i = 0; i < h->nraddrs; i++) hp_probe(h, &h->raddrs[i], 0);
+        h->next_probe = now + 1000;
+    }
+}
+
+static void on_punch_sock_closed(dht_udx_socket_t *s, void *ud) {
+    (void)s;
+    dht_swarm_t *sw = ud;
+    sw->extra_socks--;
+    reap_soon(sw);
+}
+
+/* Close the punch socket (once no live stream uses it) and free the state. */
+static int hp_free(punch_t *h) {
+    dht_swarm_t *sw = h->c->sw;
+    if (h->sock) {
+        if (dht_udx_socket_close(h->sock, on_punch_sock_closed, sw) != 0) return COMMON_EAGAIN;
+        h->sock = NULL;
+    }
+    sodium_memzero(h, sizeof *h);
+    free(h);
+    return 0;
+}
+
+static punch_t *hp_new(dht_swarm_conn_t *c, const uint8_t hash[64]) {
+    dht_swarm_t *sw = c->sw;
+    punch_t *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->c = c;
+    struct sockaddr_in sa;
+    if (uv_ip4_addr(sw->host, 0, &sa) != 0 || dht_udx_socket_open(sw->udx, &sa, &h->sock) != 0) {
+        free(h);
+        return NULL;
+    }
+    sw->extra_socks++;
+    dht_udx_socket_set_other_cb(h->sock, on_punch_other, h);
+    dht_hp_secret(hash, h->secret);
+    common_random(sw->env, h->local_secret, sizeof h->local_secret);
+    h->firewall = DHT_FIREWALL_UNKNOWN;
+    return h;
+}
+
+static void server_hp_message(dht_swarm_t *sw, punch_t *h, const dht_holepunch_msg_t *hm,
+                              const dht_addr_t *relay, uint16_t tid) {
+    (void)sw;
+    dht_swarm_conn_t *c = h->c;
+    if (!hm->has_peer) return;
+    uint8_t plain[600];
+    int pn = dht_hp_open(h->secret, hm->payload, hm->payload_len, plain, sizeof plain);
+    dht_hp_payload_t pl;
+    if (pn < 0 || dht_hp_payload_decode(plain, (size_t)pn, &pl) != 0) return;
+    if (pl.error != DHT_HS_ERR_NONE) {
+        conn_fail(c, DHT_EHOLEPUNCH, "client aborted the holepunch");
+        return;
+    }
+    if ((int)pl.round >= h->round) {
+        h->round = (int)pl.round;
+        hp_set_remote(h, &pl);
+    }
+    /* fast mode: the client opened a session to us; punch back at once */
+    if (h->firewall == DHT_FIREWALL_CONSISTENT && pl.has_remote_address) hp_probe(h, &hm->peer, 0);
+    if (h->remote_punching) {
+        if (h->remote_fw >= DHT_FIREWALL_RANDOM || h->firewall >= DHT_FIREWALL_RANDOM ||
+            !h->nraddrs) {
+            conn_fail(c, DHT_EHOLEPUNCH, "cannot punch a random-port NAT");
+            return;
+        }
+        hp_start_punching(h);
+    }
+    h->pending = 1;
+    h->p_tid = tid;
+    h->p_relay = *relay;
+    h->p_peer = hm->peer;
+    h->p_has_remote_token = pl.has_token;
+    if (pl.has_token) memcpy(h->p_remote_token, pl.token, 32);
+    if (h->analyzed) hp_server_reply(h);
 }
 
 /* ------------------------------------------------------------------ server side */
@@ -608,6 +1179,18 @@ static void server_handshake(dht_swarm_t *sw, const dht_node_req_t *req) {
         op.nrelay_addrs = sw->nrelay_addrs;
         memcpy(op.relay_addrs, sw->relay_addrs, sizeof op.relay_addrs);
     }
+    int want_punch = error == DHT_HS_ERR_NONE && op.firewall != DHT_FIREWALL_OPEN && !direct &&
+                     rp.firewall != DHT_FIREWALL_OPEN && sw->nrelay_addrs > 0;
+    if (want_punch) {
+        /* firewalled: offer holepunching through our relays; our address as they see it is
+         * the `to` of this request (one public address under a consistent NAT) */
+        op.has_holepunch = 1;
+        op.holepunch_id = c->id;
+        for (size_t i = 0; i < sw->nrelay_addrs && i < DHT_MAX_RELAYS; i++) {
+            op.hp_relay[op.nhp_relays] = sw->relay_addrs[i];
+            op.hp_peer[op.nhp_relays++] = m->to;
+        }
+    }
     uint8_t obuf[512], msg2[700];
     int olen = dht_hs_payload_encode(&op, obuf, sizeof obuf);
     size_t m2len = 0;
@@ -619,6 +1202,17 @@ static void server_handshake(dht_swarm_t *sw, const dht_node_req_t *req) {
     c->has_keys = 1;
     dht_noise_free(c->noise);
     c->noise = NULL;
+    if (want_punch) {
+        c->hp = hp_new(c, c->keys.hash);
+        if (c->hp) {
+            dht_addr_t nodes[12];
+            size_t nn = 0;
+            nodes[nn++] = req->from;
+            for (size_t i = 0; i < sw->nrelay_addrs; i++) nodes[nn++] = sw->relay_addrs[i];
+            for (size_t i = 0; i < sw->nboots && nn < 12; i++) nodes[nn++] = sw->boots[i];
+            hp_sample(c->hp, nodes, nn);
+        }
+    }
     dht_handshake_msg_t out;
     memset(&out, 0, sizeof out);
     out.noise = msg2;
@@ -679,7 +1273,18 @@ static int on_request_hook(void *ud, dht_node_t *n, const dht_node_req_t *req) {
         server_handshake(sw, req);
         return 1;
     }
-    if (m->command == DHT_CMD_PEER_HOLEPUNCH) return 1; /* not implemented: no reply */
+    if (m->command == DHT_CMD_PEER_HOLEPUNCH) {
+        dht_holepunch_msg_t hm;
+        if (!m->value || dht_holepunch_decode(m->value, m->value_len, &hm) != 0 ||
+            hm.mode != DHT_HS_FROM_RELAY)
+            return 1;
+        for (dht_swarm_conn_t *c = sw->conns; c; c = c->next)
+            if (c->role == ROLE_SERVER && c->hp && c->id == hm.id && c->state != ST_CLOSING) {
+                server_hp_message(sw, c->hp, &hm, &req->from, m->tid);
+                break;
+            }
+        return 1;
+    }
     return 0;
 }
 
@@ -770,8 +1375,30 @@ static void client_got_reply(dht_swarm_conn_t *c, const dht_rpc_msg_t *res,
             rc = start_stream(c, 1, 0, NULL, (uint32_t)p.udx_id);
             c->deadline = now_ms(sw) + PASSIVE_WAIT_MS;
         } else {
-            conn_fail(c, DHT_EHOLEPUNCH,
-                      "both peers firewalled: holepunching is not implemented yet");
+            /* both firewalled: holepunch (§6) through the relay the server picked */
+            c->remote_udx_id = (uint32_t)p.udx_id;
+            punch_t *h = hp_new(c, c->keys.hash);
+            if (!h) {
+                conn_fail(c, DHT_EHOLEPUNCH, "cannot open a holepunch socket");
+                return;
+            }
+            c->hp = h;
+            h->hp_id = p.holepunch_id;
+            size_t pick = 0;
+            for (size_t i = 0; i < p.nhp_relays; i++)
+                if (dht_ipv4_equal(&p.hp_relay[i], from)) pick = i;
+            h->relay = p.hp_relay[pick];
+            h->server_peer = p.hp_peer[pick];
+            h->server_addr = server;
+            dht_addr_t nodes[12];
+            size_t nn = 0;
+            for (size_t i = 0; i < p.nhp_relays && nn < 12; i++) nodes[nn++] = p.hp_relay[i];
+            for (size_t i = 0; i < c->nrelays && nn < 12; i++) nodes[nn++] = c->relays[i];
+            nodes[nn++] = *from;
+            for (size_t i = 0; i < sw->nboots && nn < 12; i++) nodes[nn++] = sw->boots[i];
+            c->deadline = now_ms(sw) + DHT_SWARM_CONNECT_TIMEOUT_MS;
+            if (sw->env) LOG_DEBUG(sw->env->log, "swarm", "holepunch: sampling our NAT");
+            hp_sample(h, nodes, nn);
             return;
         }
     }
@@ -864,6 +1491,8 @@ static void client_start(dht_swarm_t *sw, peer_t *p, const dht_addr_t *relays, s
     if (!c) return;
     sw->st.attempts++;
     p->connecting = 1;
+    c->nrelays = nrelays < DHT_MAX_RELAYS ? nrelays : DHT_MAX_RELAYS;
+    if (c->nrelays) memcpy(c->relays, relays, c->nrelays * sizeof relays[0]);
     if (topic) {
         memcpy(c->topic, topic, 32);
         c->has_topic = 1;
@@ -982,6 +1611,7 @@ static void on_tick(uv_timer_t *tm) {
             continue;
         }
         if (c->ss && c->state == ST_OPEN && dht_sstream_tick(c->ss)) conn_flush_control(c);
+        if (c->hp && c->state != ST_CLOSING) hp_tick(c->hp);
     }
     if (!sw->ready) return;
     for (size_t i = 0; i < DHT_SWARM_MAX_TOPICS; i++)
@@ -1018,7 +1648,7 @@ static void on_reap(uv_idle_t *h) {
     dht_swarm_t *sw = h->data;
     uv_idle_stop(h);
     reap(sw);
-    if (sw->closing && sw->nconns == 0 && sw->sockets_open == 2) {
+    if (sw->closing && sw->nconns == 0 && sw->extra_socks == 0 && sw->sockets_open == 2) {
         sw->sockets_open = 1; /* closing */
         close_sockets(sw);
     }
@@ -1061,6 +1691,7 @@ dht_swarm_t *dht_swarm_new(uv_loop_t *loop, const common_env_t *env, const dht_k
     if (!sw->opts.max_conns || sw->opts.max_conns > DHT_SWARM_MAX_CONNS)
         sw->opts.max_conns = DHT_SWARM_MAX_CONNS;
     dht_crypto_target(kp->pk, sw->target);
+    snprintf(sw->host, sizeof sw->host, "%s", opts->host ? opts->host : "0.0.0.0");
     dht_addr_t boots[DHT_NODE_MAX_BOOTSTRAP];
     size_t nb = 0;
     if (!opts->bootstrap) {
@@ -1072,6 +1703,8 @@ dht_swarm_t *dht_swarm_new(uv_loop_t *loop, const common_env_t *env, const dht_k
             nb++;
         }
     }
+    memcpy(sw->boots, boots, nb * sizeof boots[0]);
+    sw->nboots = nb;
     sw->udx = dht_udx_new(loop, env, &e);
     if (!sw->udx) goto fail;
     const char *host = opts->host ? opts->host : "0.0.0.0";

@@ -792,6 +792,15 @@ static void client_hp_round(punch_t *h, int punching);
 static void hp_analyzed(punch_t *h) {
     if (h->analyzed) return;
     h->analyzed = 1;
+    if (h->c->sw->env) {
+        char as[24] = "-";
+        if (h->naddrs) dht_ipv4_format(&h->addrs[0], as, sizeof as);
+        LOG_DEBUG(h->c->sw->env->log, "swarm", "holepunch: NAT %s (%u samples), address %s",
+                  h->firewall == DHT_FIREWALL_OPEN ? "open"
+                  : h->firewall == DHT_FIREWALL_CONSISTENT ? "consistent"
+                  : h->firewall == DHT_FIREWALL_RANDOM ? "random" : "unknown",
+                  h->sampled, as);
+    }
     if (h->c->role == ROLE_SERVER) {
         if (h->pending) hp_server_reply(h);
         return;
@@ -870,6 +879,10 @@ static void client_hp_reply(punch_t *h, const dht_rpc_msg_t *res) {
         return;
     }
     hp_set_remote(h, &pl);
+    if (c->sw->env)
+        LOG_DEBUG(c->sw->env->log, "swarm",
+                  "holepunch reply (stage %d): remote firewall %llu punching %d addresses %zu",
+                  h->stage, (unsigned long long)pl.firewall, pl.punching, h->nraddrs);
     if (pl.has_token) {
         memcpy(h->remote_token, pl.token, 32);
         h->has_remote_token = 1;
@@ -1065,6 +1078,12 @@ static void server_hp_message(dht_swarm_t *sw, punch_t *h, const dht_holepunch_m
         h->round = (int)pl.round;
         hp_set_remote(h, &pl);
     }
+    if (c->sw->env)
+        LOG_DEBUG(c->sw->env->log, "swarm",
+                  "holepunch round %llu from client: firewall %llu punching %d addresses %zu "
+                  "(our NAT analysed %d)",
+                  (unsigned long long)pl.round, (unsigned long long)pl.firewall, pl.punching,
+                  h->nraddrs, h->analyzed);
     /* fast mode: the client opened a session to us; punch back at once */
     if (h->firewall == DHT_FIREWALL_CONSISTENT && pl.has_remote_address) hp_probe(h, &hm->peer, 0);
     if (h->remote_punching) {
@@ -1418,6 +1437,7 @@ static void on_hs_response(void *ud, int status, const dht_rpc_msg_t *res, const
     free(r);
     if (!c || c->state != ST_HANDSHAKE) return;
     c->pending--;
+    if (c->has_keys) return; /* answered already (now holepunching) */
     int sock = req_sock(sw);
     if (status == 0 && res && from && dht_ipv4_equal(from, &to)) client_got_reply(c, res, from, sock);
     if (c->state == ST_HANDSHAKE) maybe_fail_no_reply(c);

@@ -7,7 +7,7 @@ const DHT = require('hyperdht')
 async function main () {
   const [mode, topicHex, boot] = process.argv.slice(2)
   const [host, port] = boot.split(':')
-  const dht = new DHT({ bootstrap: [{ host, port: Number(port) }], host: '127.0.0.1' })
+  const dht = new DHT({ bootstrap: [{ host, port: Number(port) }], host: process.env.PEER_HOST || '127.0.0.1' })
   const seed = process.env.PEER_SEED ? Buffer.from(process.env.PEER_SEED, 'hex') : null
   const swarm = new Hyperswarm({ dht, ...(seed ? { keyPair: DHT.keyPair(seed) } : {}) })
   const topic = Buffer.from(topicHex, 'hex')

@@ -4,7 +4,7 @@ const createTestnet = require('@hyperswarm/testnet')
 
 async function main () {
   const n = Number(process.argv[2] || 10)
-  const testnet = await createTestnet(n, { host: '127.0.0.1' })
+  const testnet = await createTestnet(n, { host: process.argv[3] || '127.0.0.1' })
   const b = testnet.bootstrap[0]
   process.stdout.write(`bootstrap ${b.host}:${b.port}\n`)
   const stop = async () => { await testnet.destroy(); process.exit(0) }

@@ -10,6 +10,7 @@
 #include "common/common_err.h"
 #include "common/common_log.h"
 #include "dht/dht_connect_payload.h"
+#include "dht/dht_holepunch.h"
 #include "dht/dht_noise.h"
 #include "dht/dht_sstream.h"
 #include "dht/dht_tcp.h"
@@ -544,7 +545,6 @@ static int req_sock(dht_swarm_t *sw) {
 
 /* ------------------------------------------------------------------ holepunching (§6) */
 
-#define HP_MAX_SAMPLES 8
 #define HP_MAX_REQS 8
 #define HP_PROBE_TTL 5
 #define HP_ANALYZE_MS 2500u
@@ -563,19 +563,9 @@ typedef struct punch {
     dht_swarm_conn_t *c;
     dht_udx_socket_t *sock;
     uint8_t secret[32], local_secret[32];
-    struct {
-        dht_addr_t a;
-        unsigned hits;
-    } full[HP_MAX_SAMPLES];
-    size_t nfull;
-    dht_addr_t visited[HP_MAX_SAMPLES];
-    size_t nvisited;
-    unsigned sampled;
+    dht_hp_nat_t nat;
     int pings_out, analyzed;
     uint64_t analyze_deadline;
-    uint64_t firewall;
-    dht_addr_t addrs[2];
-    size_t naddrs;
     uint64_t remote_fw;
     dht_addr_t raddrs[DHT_CONNECT_MAX_ADDRS];
     size_t nraddrs;
@@ -641,61 +631,15 @@ static hp_req_t *hp_request(punch_t *h, int kind, const dht_addr_t *to, int inte
     return r;
 }
 
-static void hp_update_nat(punch_t *h) {
-    if (!dht_node_is_firewalled(h->c->sw->node)) {
-        h->firewall = DHT_FIREWALL_OPEN;
-    } else if (h->sampled >= 3 && h->nfull > 0) {
-        unsigned max = 0, second = 0;
-        size_t imax = 0;
-        int one_host = 1;
-        for (size_t i = 0; i < h->nfull; i++) {
-            if (memcmp(h->full[i].a.host, h->full[0].a.host, 4) != 0) one_host = 0;
-            if (h->full[i].hits > max) {
-                second = max;
-                max = h->full[i].hits;
-                imax = i;
-            } else if (h->full[i].hits > second) second = h->full[i].hits;
-        }
-        if (max >= 3 || (!one_host && max == 2 && second >= 2)) h->firewall = DHT_FIREWALL_CONSISTENT;
-        else if (max == 1 || (one_host && h->sampled > 3) || h->sampled > 4)
-            h->firewall = DHT_FIREWALL_RANDOM;
-        h->naddrs = 0;
-        if (h->firewall == DHT_FIREWALL_CONSISTENT) {
-            h->addrs[h->naddrs++] = h->full[imax].a;
-            for (size_t i = 0; i < h->nfull && h->naddrs < 2; i++)
-                if (i != imax && h->full[i].hits >= 2) h->addrs[h->naddrs++] = h->full[i].a;
-        } else if (h->firewall == DHT_FIREWALL_RANDOM) {
-            h->addrs[0] = h->full[0].a;
-            h->addrs[0].port = 0;
-            h->naddrs = 1;
-        }
-    }
-}
-
 static void hp_analyzed(punch_t *h);
 
 static void hp_add_sample(punch_t *h, const dht_addr_t *to, const dht_addr_t *from) {
-    for (size_t i = 0; i < h->nvisited; i++)
-        if (dht_ipv4_equal(&h->visited[i], from)) return;
-    if (h->nvisited < HP_MAX_SAMPLES) h->visited[h->nvisited++] = *from;
-    size_t i = 0;
-    for (; i < h->nfull; i++)
-        if (dht_ipv4_equal(&h->full[i].a, to)) break;
-    if (i < h->nfull) h->full[i].hits++;
-    else if (h->nfull < HP_MAX_SAMPLES) {
-        h->full[h->nfull].a = *to;
-        h->full[h->nfull++].hits = 1;
-    }
-    h->sampled++;
-    hp_update_nat(h);
-    if (!h->analyzed && (h->firewall == DHT_FIREWALL_CONSISTENT ||
-                         h->firewall == DHT_FIREWALL_OPEN || h->sampled >= 4))
-        hp_analyzed(h);
+    if (dht_hp_nat_add(&h->nat, to, from) && !h->analyzed) hp_analyzed(h);
 }
 
 static void hp_sample(punch_t *h, const dht_addr_t *nodes, size_t n) {
     h->analyze_deadline = hp_round_now(h) + HP_ANALYZE_MS;
-    h->firewall = DHT_FIREWALL_UNKNOWN;
+    dht_hp_nat_init(&h->nat, dht_node_is_firewalled(h->c->sw->node));
     size_t sent = 0;
     for (size_t i = 0; i < n && sent < 5; i++) {
         int dup = 0;
@@ -747,13 +691,13 @@ static void hp_server_reply(punch_t *h) {
     dht_swarm_t *sw = h->c->sw;
     dht_hp_payload_t pl;
     memset(&pl, 0, sizeof pl);
-    pl.firewall = h->firewall;
+    pl.firewall = h->nat.firewall;
     pl.round = (uint64_t)h->round;
     pl.punching = h->punching;
-    if (h->naddrs) {
+    if (h->nat.naddrs) {
         pl.has_addresses = 1;
-        pl.naddrs = h->naddrs;
-        memcpy(pl.addrs, h->addrs, h->naddrs * sizeof h->addrs[0]);
+        pl.naddrs = h->nat.naddrs;
+        memcpy(pl.addrs, h->nat.addrs, h->nat.naddrs * sizeof h->nat.addrs[0]);
     }
     pl.has_token = 1;
     hp_token(h, &h->p_peer, pl.token);
@@ -794,12 +738,12 @@ static void hp_analyzed(punch_t *h) {
     h->analyzed = 1;
     if (h->c->sw->env) {
         char as[24] = "-";
-        if (h->naddrs) dht_ipv4_format(&h->addrs[0], as, sizeof as);
+        if (h->nat.naddrs) dht_ipv4_format(&h->nat.addrs[0], as, sizeof as);
         LOG_DEBUG(h->c->sw->env->log, "swarm", "holepunch: NAT %s (%u samples), address %s",
-                  h->firewall == DHT_FIREWALL_OPEN ? "open"
-                  : h->firewall == DHT_FIREWALL_CONSISTENT ? "consistent"
-                  : h->firewall == DHT_FIREWALL_RANDOM ? "random" : "unknown",
-                  h->sampled, as);
+                  h->nat.firewall == DHT_FIREWALL_OPEN ? "open"
+                  : h->nat.firewall == DHT_FIREWALL_CONSISTENT ? "consistent"
+                  : h->nat.firewall == DHT_FIREWALL_RANDOM ? "random" : "unknown",
+                  h->nat.sampled, as);
     }
     if (h->c->role == ROLE_SERVER) {
         if (h->pending) hp_server_reply(h);
@@ -815,13 +759,13 @@ static void client_hp_round(punch_t *h, int punching) {
     dht_swarm_conn_t *c = h->c;
     dht_hp_payload_t pl;
     memset(&pl, 0, sizeof pl);
-    pl.firewall = h->firewall;
+    pl.firewall = h->nat.firewall;
     pl.round = (uint64_t)h->round++;
     pl.punching = punching;
-    if (h->naddrs && h->firewall != DHT_FIREWALL_UNKNOWN) {
+    if (h->nat.naddrs && h->nat.firewall != DHT_FIREWALL_UNKNOWN) {
         pl.has_addresses = 1;
-        pl.naddrs = h->naddrs;
-        memcpy(pl.addrs, h->addrs, h->naddrs * sizeof h->addrs[0]);
+        pl.naddrs = h->nat.naddrs;
+        memcpy(pl.addrs, h->nat.addrs, h->nat.naddrs * sizeof h->nat.addrs[0]);
     }
     if (!punching) {
         pl.has_remote_address = 1;
@@ -900,15 +844,15 @@ static void client_hp_reply(punch_t *h, const dht_rpc_msg_t *res) {
             h->wait_until = hp_round_now(h) + 1000;
             return;
         }
-        if (h->remote_fw == DHT_FIREWALL_UNKNOWN || h->firewall == DHT_FIREWALL_UNKNOWN) {
+        if (h->remote_fw == DHT_FIREWALL_UNKNOWN || h->nat.firewall == DHT_FIREWALL_UNKNOWN) {
             conn_fail(c, DHT_EHOLEPUNCH, "holepunch probe: NAT type still unknown on one side");
             return;
         }
-        if (h->remote_fw >= DHT_FIREWALL_RANDOM && h->firewall >= DHT_FIREWALL_RANDOM) {
+        if (h->remote_fw >= DHT_FIREWALL_RANDOM && h->nat.firewall >= DHT_FIREWALL_RANDOM) {
             conn_fail(c, DHT_EHOLEPUNCH, "both NATs randomize ports: cannot holepunch");
             return;
         }
-        if (h->remote_fw >= DHT_FIREWALL_RANDOM || h->firewall >= DHT_FIREWALL_RANDOM) {
+        if (h->remote_fw >= DHT_FIREWALL_RANDOM || h->nat.firewall >= DHT_FIREWALL_RANDOM) {
             conn_fail(c, DHT_EHOLEPUNCH,
                       "random-port NAT on one side: random punching is not implemented");
             return;
@@ -1057,7 +1001,7 @@ static punch_t *hp_new(dht_swarm_conn_t *c, const uint8_t hash[64]) {
     dht_udx_socket_set_other_cb(h->sock, on_punch_other, h);
     dht_hp_secret(hash, h->secret);
     common_random(sw->env, h->local_secret, sizeof h->local_secret);
-    h->firewall = DHT_FIREWALL_UNKNOWN;
+    dht_hp_nat_init(&h->nat, 1);
     return h;
 }
 
@@ -1085,9 +1029,9 @@ static void server_hp_message(dht_swarm_t *sw, punch_t *h, const dht_holepunch_m
                   (unsigned long long)pl.round, (unsigned long long)pl.firewall, pl.punching,
                   h->nraddrs, h->analyzed);
     /* fast mode: the client opened a session to us; punch back at once */
-    if (h->firewall == DHT_FIREWALL_CONSISTENT && pl.has_remote_address) hp_probe(h, &hm->peer, 0);
+    if (h->nat.firewall == DHT_FIREWALL_CONSISTENT && pl.has_remote_address) hp_probe(h, &hm->peer, 0);
     if (h->remote_punching) {
-        if (h->remote_fw >= DHT_FIREWALL_RANDOM || h->firewall >= DHT_FIREWALL_RANDOM ||
+        if (h->remote_fw >= DHT_FIREWALL_RANDOM || h->nat.firewall >= DHT_FIREWALL_RANDOM ||
             !h->nraddrs) {
             conn_fail(c, DHT_EHOLEPUNCH, "cannot punch a random-port NAT");
             return;

@@ -41,10 +41,15 @@
  * DHT_SWARM_MAX_SLOTS server handshake slots. Everything runs on the loop thread; secrets
  * are wiped when freed.
  *
- * Not implemented (clear errors, no hang): holepunch rounds between two firewalled peers
- * (the client aborts with DHT_EHOLEPUNCH after the handshake, the server's slot times out
- * after 10 s), random-NAT punching and the blind relay (relayThrough is never offered and
- * is ignored when received).
+ * Holepunching (§6): when both sides are firewalled and not on one host, each side opens a
+ * fresh punch socket (on the same UDX instance), classifies its NAT with PINGs from it
+ * (dht_holepunch.h), and the client runs the probe and punch rounds (PEER_HOLEPUNCH via the
+ * relay, encrypted payloads, echoed tokens); both then send 1-byte probes every second (at
+ * most 10); the client connects its UDX stream over the punch socket to the first address
+ * a probe came from, and the server's stream is fixed by that first UDX packet.
+ * Not implemented (clear errors, no hang): random-port NAT punching (birthday sockets,
+ * 1750 random probes) fails at once with DHT_EHOLEPUNCH; the blind relay (relayThrough is
+ * never offered and ignored when received); relay → direct upgrade of a live stream.
  */
 #ifndef SWARMDVM_DHT_SWARM_H
 #define SWARMDVM_DHT_SWARM_H

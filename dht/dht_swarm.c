@@ -32,6 +32,11 @@ typedef struct peer {
     int connecting;
     dht_swarm_conn_t *conn; /* the open connection delivered to the app, or NULL */
     int explicit_peer;
+    /* client: where it was found, for retries with backoff while the topic is joined */
+    int retry;
+    uint8_t topic[32];
+    dht_addr_t relays[DHT_MAX_RELAYS];
+    size_t nrelays;
 } peer_t;
 
 typedef struct topic {
@@ -295,11 +300,20 @@ static void reap(dht_swarm_t *sw) {
             c->fp = NULL;
         }
         peer_t *p = peer_get(sw, c->remote_pk, 0);
-        if (p && p->conn == c) p->conn = NULL;
+        if (p && p->conn == c) {
+            p->conn = NULL;
+            if (c->role == ROLE_CLIENT && c->has_topic && c->status != 0 &&
+                c->status != COMMON_ECANCELED) {
+                p->attempts++;
+                p->next_try = now_ms(sw) + backoff_ms(p->attempts);
+                p->retry = 1;
+            }
+        }
         if (c->role == ROLE_CLIENT && p && p->connecting == 1 && !c->delivered) {
             p->connecting = 0;
             p->attempts++;
             p->next_try = now_ms(sw) + backoff_ms(p->attempts);
+            p->retry = c->has_topic;
             sw->st.attempts_failed++;
             if (sw->opts.on_error && !sw->closing)
                 sw->opts.on_error(sw, c->remote_pk, c->status ? c->status : COMMON_ECANCELED,
@@ -1492,7 +1506,15 @@ static void maybe_connect(dht_swarm_t *sw, const uint8_t pk[32], const dht_addr_
     if (memcmp(pk, sw->kp.pk, 32) == 0) return;
     peer_t *p = peer_get(sw, pk, 1);
     if (!p || p->conn || p->connecting == 1) return;
-    if (!force && p->attempts && now_ms(sw) < p->next_try) return;
+    if (topic) {
+        memcpy(p->topic, topic, 32);
+        p->nrelays = nrelays < DHT_MAX_RELAYS ? nrelays : DHT_MAX_RELAYS;
+        if (p->nrelays) memcpy(p->relays, relays, p->nrelays * sizeof relays[0]);
+    }
+    if (!force && p->attempts && now_ms(sw) < p->next_try) {
+        p->retry = topic != NULL;
+        return;
+    }
     size_t inflight = 0;
     for (dht_swarm_conn_t *c = sw->conns; c; c = c->next)
         if (c->role == ROLE_CLIENT && c->state < ST_OPEN) inflight++;
@@ -1562,6 +1584,8 @@ static void ensure_announcer(dht_swarm_t *sw) {
     sw->ann = dht_announcer_start(sw->node, &sw->kp, on_relays, sw);
 }
 
+static topic_t *topic_find(dht_swarm_t *sw, const uint8_t t[32]);
+
 static void on_tick(uv_timer_t *tm) {
     dht_swarm_t *sw = tm->data;
     if (sw->closing) return;
@@ -1580,6 +1604,19 @@ static void on_tick(uv_timer_t *tm) {
     if (!sw->ready) return;
     for (size_t i = 0; i < DHT_SWARM_MAX_TOPICS; i++)
         if (sw->topics[i].used) topic_run(sw, &sw->topics[i]);
+    /* peers found on a topic that failed or dropped: retry with backoff while the topic is
+     * joined as client (1 s, 5 s, 15 s, then every 10 min) */
+    for (size_t i = 0; i < DHT_SWARM_MAX_PEERS; i++) {
+        peer_t *p = &sw->peers[i];
+        if (!p->used || !p->retry || p->conn || p->connecting == 1 || now < p->next_try) continue;
+        topic_t *t = topic_find(sw, p->topic);
+        if (!t || !t->client) {
+            p->retry = 0;
+            continue;
+        }
+        maybe_connect(sw, p->pk, p->relays, p->nrelays, p->topic, 1);
+        if (p->connecting == 1) p->retry = 0; /* else: parallel cap, try next tick */
+    }
     /* explicit peers: retry forever with backoff */
     for (size_t i = 0; i < DHT_SWARM_MAX_PEERS; i++) {
         peer_t *p = &sw->peers[i];

@@ -3,7 +3,7 @@
  * testnet (dht_node_uv), then swarms that join topics. Checks: server/client connect and
  * echo with the right remote keys; two peers that are both server and client end with
  * exactly one connection each (public-key dedupe rule); the firewall hook refuses a peer
- * and the client reports a clear failure; write backpressure returns 0 and on_drain
+ * and the client reports a clear failure, then retries with backoff; write backpressure returns 0 and on_drain
  * follows; close frees everything (ASan/LSan). Every wait is bounded. */
 #include <sodium.h>
 #include <stdio.h>
@@ -258,6 +258,12 @@ TEST(firewall_refuses) {
     ASSERT_TRUE(wait_for(&b.ready, 1, 10000));
     ASSERT_OK(dht_swarm_join(b.sw, topic3, 0, 1));
     ASSERT_TRUE(wait_for(&b.errors, 1, 30000));
+    ASSERT_EQ_I64(b.last_error, DHT_ENOROUTE);
+    /* retried with backoff (1 s) while the topic is joined, without a new lookup */
+    ASSERT_TRUE(wait_for(&b.errors, 2, 30000));
+    dht_swarm_stats_t bst;
+    dht_swarm_stats(b.sw, &bst);
+    ASSERT_GE(bst.attempts, 2);
     ASSERT_EQ_I64(a.conns_seen, 0);
     ASSERT_EQ_I64(b.conns_seen, 0);
     dht_swarm_stats_t st;

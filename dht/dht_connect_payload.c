@@ -74,8 +74,7 @@ int dht_hs_payload_decode(const uint8_t *buf, size_t len, dht_hs_payload_t *p) {
                 return COMMON_EPROTO;
         p->nhp_relays = n;
     }
-    if ((flags & 2) &&
-        dht_cenc_get_ipv4_array(&r, p->addr4, DHT_CONNECT_MAX_ADDRS, &p->naddr4))
+    if ((flags & 2) && dht_cenc_get_ipv4_array(&r, p->addr4, DHT_CONNECT_MAX_ADDRS, &p->naddr4))
         return COMMON_EPROTO;
     if (flags & 4) {
         size_t n;
@@ -170,13 +169,11 @@ int dht_hp_seal(const uint8_t secret[32], const uint8_t nonce[24], const uint8_t
     return (int)need;
 }
 
-int dht_hp_open(const uint8_t secret[32], const uint8_t *in, size_t len, uint8_t *out,
-                size_t cap) {
+int dht_hp_open(const uint8_t secret[32], const uint8_t *in, size_t len, uint8_t *out, size_t cap) {
     if (len < 24 + crypto_secretbox_MACBYTES) return COMMON_ECRYPTO;
     size_t plen = len - 24 - crypto_secretbox_MACBYTES;
     if (plen > cap) return COMMON_ETOOBIG;
-    if (crypto_secretbox_open_easy(out, in + 24, len - 24, in, secret) != 0)
-        return COMMON_ECRYPTO;
+    if (crypto_secretbox_open_easy(out, in + 24, len - 24, in, secret) != 0) return COMMON_ECRYPTO;
     return (int)plen;
 }
 

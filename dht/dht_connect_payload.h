@@ -23,11 +23,19 @@
 #endif
 
 /* firewall classes (§6) */
-enum { DHT_FIREWALL_UNKNOWN = 0, DHT_FIREWALL_OPEN = 1, DHT_FIREWALL_CONSISTENT = 2,
-       DHT_FIREWALL_RANDOM = 3 };
+enum {
+    DHT_FIREWALL_UNKNOWN = 0,
+    DHT_FIREWALL_OPEN = 1,
+    DHT_FIREWALL_CONSISTENT = 2,
+    DHT_FIREWALL_RANDOM = 3
+};
 /* handshake payload errors (§7.3) */
-enum { DHT_HS_ERR_NONE = 0, DHT_HS_ERR_ABORTED = 1, DHT_HS_ERR_VERSION_MISMATCH = 2,
-       DHT_HS_ERR_TRY_LATER = 3 };
+enum {
+    DHT_HS_ERR_NONE = 0,
+    DHT_HS_ERR_ABORTED = 1,
+    DHT_HS_ERR_VERSION_MISMATCH = 2,
+    DHT_HS_ERR_TRY_LATER = 3
+};
 
 typedef struct dht_hs_payload {
     uint64_t version; /* 1 */
@@ -76,8 +84,7 @@ int dht_hp_payload_decode(const uint8_t *buf, size_t len, dht_hp_payload_t *p);
 int dht_hp_seal(const uint8_t secret[32], const uint8_t nonce[24], const uint8_t *plain,
                 size_t plen, uint8_t *out, size_t cap);
 /** @brief Open a sealed payload into @p out. @return plain length or COMMON_ECRYPTO. */
-int dht_hp_open(const uint8_t secret[32], const uint8_t *in, size_t len, uint8_t *out,
-                size_t cap);
+int dht_hp_open(const uint8_t secret[32], const uint8_t *in, size_t len, uint8_t *out, size_t cap);
 
 /** @brief holepunchSecret = BLAKE2b-256(NS_PEER_HOLEPUNCH, key = handshake hash). */
 void dht_hp_secret(const uint8_t hash[64], uint8_t out[32]);

@@ -31,11 +31,16 @@ static void classify(dht_hp_nat_t *n) {
             second = n->full[i].hits;
         }
     }
-    if (max >= 3) n->firewall = DHT_FIREWALL_CONSISTENT;
-    else if (max == 1) n->firewall = DHT_FIREWALL_RANDOM;
-    else if (one_host && n->sampled > 3) n->firewall = DHT_FIREWALL_RANDOM;
-    else if (!one_host && second >= 2) n->firewall = DHT_FIREWALL_CONSISTENT;
-    else if (n->sampled > 4) n->firewall = DHT_FIREWALL_RANDOM;
+    if (max >= 3)
+        n->firewall = DHT_FIREWALL_CONSISTENT;
+    else if (max == 1)
+        n->firewall = DHT_FIREWALL_RANDOM;
+    else if (one_host && n->sampled > 3)
+        n->firewall = DHT_FIREWALL_RANDOM;
+    else if (!one_host && second >= 2)
+        n->firewall = DHT_FIREWALL_CONSISTENT;
+    else if (n->sampled > 4)
+        n->firewall = DHT_FIREWALL_RANDOM;
     n->naddrs = 0;
     if (n->firewall == DHT_FIREWALL_CONSISTENT) {
         n->addrs[n->naddrs++] = n->full[imax].a;
@@ -56,7 +61,8 @@ int dht_hp_nat_add(dht_hp_nat_t *n, const dht_addr_t *seen, const dht_addr_t *fr
     size_t i = 0;
     for (; i < n->nfull; i++)
         if (dht_ipv4_equal(&n->full[i].a, seen)) break;
-    if (i < n->nfull) n->full[i].hits++;
+    if (i < n->nfull)
+        n->full[i].hits++;
     else if (n->nfull < DHT_HOLEPUNCH_MAX_SAMPLES) {
         n->full[n->nfull].a = *seen;
         n->full[n->nfull++].hits = 1;

@@ -27,7 +27,7 @@
 #endif
 
 typedef struct dht_hp_nat {
-    int firewalled;    /* the DHT node is firewalled (else OPEN) */
+    int firewalled; /* the DHT node is firewalled (else OPEN) */
     struct {
         dht_addr_t a;
         unsigned hits;

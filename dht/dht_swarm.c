@@ -16,10 +16,10 @@
 #include "dht/dht_tcp.h"
 #include "dht/dht_udx.h"
 
-#define TICK_MS 250u
+#define TICK_MS         250u
 #define PASSIVE_WAIT_MS 10000u /* HANDSHAKE_INITIAL_TIMEOUT: wait for the peer's first packet */
-#define SLOT_LINGER_MS 10000u  /* keep a cached server reply for retransmitted msg1 */
-#define MAX_HS_SENDS 6
+#define SLOT_LINGER_MS  10000u /* keep a cached server reply for retransmitted msg1 */
+#define MAX_HS_SENDS    6
 
 enum { ROLE_CLIENT = 1, ROLE_SERVER = 2 };
 enum { ST_HANDSHAKE = 0, ST_STREAM, ST_OPEN, ST_CLOSING };
@@ -71,7 +71,7 @@ struct dht_swarm_conn {
     uint8_t msg1_hash[32]; /* server: dedupe of the same msg1 via several relays */
     uint8_t reply[600];    /* server: encoded PEER_HANDSHAKE value sent back */
     size_t reply_len;
-    int reply_mode;        /* DHT_HS_* mode of the request we answered */
+    int reply_mode; /* DHT_HS_* mode of the request we answered */
     dht_addr_t reply_to;
     int reply_sock;
     uint64_t reply_tid;
@@ -79,7 +79,7 @@ struct dht_swarm_conn {
     int has_keys;
     dht_addr_t relays[DHT_MAX_RELAYS];
     size_t nrelays;
-    int pending;     /* client: handshake requests in flight */
+    int pending; /* client: handshake requests in flight */
     int nsent;
     dht_query_t *fp; /* client: FIND_PEER fallback */
     int fp_started, fp_done;
@@ -140,7 +140,9 @@ struct dht_swarm {
     int extra_socks; /* punch sockets still open or closing */
 };
 
-static uint64_t now_ms(const dht_swarm_t *sw) { return common_now_ms(sw->env); }
+static uint64_t now_ms(const dht_swarm_t *sw) {
+    return common_now_ms(sw->env);
+}
 
 static void to_sa(const dht_addr_t *a, struct sockaddr_in *sa) {
     memset(sa, 0, sizeof *sa);
@@ -191,9 +193,9 @@ static void on_other(dht_udx_socket_t *s, const uint8_t *buf, size_t len,
             if (c->role != ROLE_CLIENT || c->state != ST_HANDSHAKE || !c->stream ||
                 dht_udx_stream_id(c->stream) != id)
                 continue;
-            if (c->nearly > 0 && (c->early_sock != which ||
-                                  c->early_from.sin_addr.s_addr != from->sin_addr.s_addr ||
-                                  c->early_from.sin_port != from->sin_port))
+            if (c->nearly > 0 &&
+                (c->early_sock != which || c->early_from.sin_addr.s_addr != from->sin_addr.s_addr ||
+                 c->early_from.sin_port != from->sin_port))
                 return;
             if (c->nearly >= 4) return;
             uint8_t *copy = malloc(len);
@@ -235,7 +237,8 @@ static peer_t *peer_get(dht_swarm_t *sw, const uint8_t pk[32], int create) {
         if (p->used) {
             used++;
             if (memcmp(p->pk, pk, 32) == 0) return p;
-        } else if (!free_slot) free_slot = p;
+        } else if (!free_slot)
+            free_slot = p;
     }
     if (!create || !free_slot || used >= cap) {
         /* evict an idle, non-explicit peer if the table is full */
@@ -273,8 +276,10 @@ static dht_swarm_conn_t *conn_by_id(dht_swarm_t *sw, uint64_t id) {
 
 static void conn_unlink_free(dht_swarm_conn_t *c) {
     dht_swarm_t *sw = c->sw;
-    if (c->prev) c->prev->next = c->next;
-    else sw->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        sw->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     sw->nconns--;
     dht_noise_free(c->noise);
@@ -352,8 +357,8 @@ static void conn_fail(dht_swarm_conn_t *c, int status, const char *reason) {
     c->status = status;
     c->reason = reason;
     if (c->sw->env)
-        LOG_DEBUG(c->sw->env->log, "swarm", "connection closing: %s (%s)",
-                  common_err_name(status), reason ? reason : "-");
+        LOG_DEBUG(c->sw->env->log, "swarm", "connection closing: %s (%s)", common_err_name(status),
+                  reason ? reason : "-");
     if (c->fp) {
         dht_query_cancel(c->fp);
         c->fp = NULL;
@@ -370,8 +375,10 @@ static void conn_flush_control(dht_swarm_conn_t *c) {
     if (!n) return;
     int rc = dht_udx_stream_write(c->stream, p, n);
     dht_sstream_output_consume(c->ss, n);
-    if (rc < 0) conn_fail(c, rc, "stream write failed");
-    else if (rc == 0) c->need_drain |= 2;
+    if (rc < 0)
+        conn_fail(c, rc, "stream write failed");
+    else if (rc == 0)
+        c->need_drain |= 2;
 }
 
 /* Dedupe (§11): keep an existing connection that moved bytes both ways; otherwise keep the
@@ -434,7 +441,8 @@ static void on_stream_data(dht_udx_stream_t *s, const uint8_t *data, size_t len,
         } else if (ev.type == DHT_SSTREAM_EV_DATA) {
             c->rx_bytes += ev.len;
             if (c->delivered && c->cbs.on_data) c->cbs.on_data(c, ev.data, ev.len, c->ud);
-        } else if (used == 0) break;
+        } else if (used == 0)
+            break;
         conn_flush_control(c);
     }
 }
@@ -442,8 +450,10 @@ static void on_stream_data(dht_udx_stream_t *s, const uint8_t *data, size_t len,
 static void on_stream_end(dht_udx_stream_t *s, void *ud) {
     (void)s;
     dht_swarm_conn_t *c = ud;
-    if (c->state == ST_OPEN && c->delivered && c->cbs.on_end) c->cbs.on_end(c, c->ud);
-    else if (c->state != ST_OPEN) conn_fail(c, DHT_EDESTROYED, "peer ended before open");
+    if (c->state == ST_OPEN && c->delivered && c->cbs.on_end)
+        c->cbs.on_end(c, c->ud);
+    else if (c->state != ST_OPEN)
+        conn_fail(c, DHT_EDESTROYED, "peer ended before open");
 }
 
 static void on_stream_drain(dht_udx_stream_t *s, void *ud) {
@@ -559,8 +569,8 @@ static int req_sock(dht_swarm_t *sw) {
 
 /* ------------------------------------------------------------------ holepunching (§6) */
 
-#define HP_MAX_REQS 8
-#define HP_PROBE_TTL 5
+#define HP_MAX_REQS   8
+#define HP_PROBE_TTL  5
 #define HP_ANALYZE_MS 2500u
 
 typedef struct hp_req {
@@ -601,7 +611,9 @@ typedef struct punch {
     hp_req_t reqs[HP_MAX_REQS];
 } punch_t;
 
-static uint64_t hp_round_now(punch_t *h) { return now_ms(h->c->sw); }
+static uint64_t hp_round_now(punch_t *h) {
+    return now_ms(h->c->sw);
+}
 
 static void hp_raw(punch_t *h, const uint8_t *buf, size_t len, const dht_addr_t *to, int ttl) {
     struct sockaddr_in sa;
@@ -615,8 +627,8 @@ static void hp_probe(punch_t *h, const dht_addr_t *to, int low_ttl) {
     hp_raw(h, zero, 1, to, low_ttl ? HP_PROBE_TTL : 0);
 }
 
-static hp_req_t *hp_request(punch_t *h, int kind, const dht_addr_t *to, int internal,
-                            uint64_t cmd, const uint8_t *target, const uint8_t *val, size_t vlen) {
+static hp_req_t *hp_request(punch_t *h, int kind, const dht_addr_t *to, int internal, uint64_t cmd,
+                            const uint8_t *target, const uint8_t *val, size_t vlen) {
     hp_req_t *r = NULL;
     for (int i = 0; i < HP_MAX_REQS && !r; i++)
         if (!h->reqs[i].active) r = &h->reqs[i];
@@ -754,9 +766,10 @@ static void hp_analyzed(punch_t *h) {
         char as[24] = "-";
         if (h->nat.naddrs) dht_ipv4_format(&h->nat.addrs[0], as, sizeof as);
         LOG_DEBUG(h->c->sw->env->log, "swarm", "holepunch: NAT %s (%u samples), address %s",
-                  h->nat.firewall == DHT_FIREWALL_OPEN ? "open"
+                  h->nat.firewall == DHT_FIREWALL_OPEN         ? "open"
                   : h->nat.firewall == DHT_FIREWALL_CONSISTENT ? "consistent"
-                  : h->nat.firewall == DHT_FIREWALL_RANDOM ? "random" : "unknown",
+                  : h->nat.firewall == DHT_FIREWALL_RANDOM     ? "random"
+                                                               : "unknown",
                   h->nat.sampled, as);
     }
     if (h->c->role == ROLE_SERVER) {
@@ -808,7 +821,8 @@ static void client_hp_round(punch_t *h, int punching) {
     m.peer = punching ? h->server_addr : h->server_peer;
     int vl = dht_holepunch_encode(&m, val, sizeof val);
     dht_crypto_target(c->remote_pk, target);
-    if (vl < 0 || !hp_request(h, 1, &h->relay, 0, DHT_CMD_PEER_HOLEPUNCH, target, val, (size_t)vl)) {
+    if (vl < 0 ||
+        !hp_request(h, 1, &h->relay, 0, DHT_CMD_PEER_HOLEPUNCH, target, val, (size_t)vl)) {
         conn_fail(c, DHT_EHOLEPUNCH, "cannot send PEER_HOLEPUNCH");
         return;
     }
@@ -831,9 +845,10 @@ static void client_hp_reply(punch_t *h, const dht_rpc_msg_t *res) {
         return;
     }
     if (pl.error != DHT_HS_ERR_NONE) {
-        conn_fail(c, DHT_EHOLEPUNCH, pl.error == DHT_HS_ERR_TRY_LATER
-                                         ? "server holepunch: try later (random NAT rate limit)"
-                                         : "server aborted the holepunch");
+        conn_fail(c, DHT_EHOLEPUNCH,
+                  pl.error == DHT_HS_ERR_TRY_LATER
+                      ? "server holepunch: try later (random NAT rate limit)"
+                      : "server aborted the holepunch");
         return;
     }
     hp_set_remote(h, &pl);
@@ -923,7 +938,8 @@ static void on_punch_other(dht_udx_socket_t *s, const uint8_t *buf, size_t len,
         if (c->role == ROLE_SERVER && !m.internal && m.command == DHT_CMD_PEER_HOLEPUNCH &&
             m.target && memcmp(m.target, c->sw->target, 32) == 0 && m.value) {
             dht_holepunch_msg_t hm;
-            if (dht_holepunch_decode(m.value, m.value_len, &hm) == 0 && hm.mode == DHT_HS_FROM_RELAY)
+            if (dht_holepunch_decode(m.value, m.value_len, &hm) == 0 &&
+                hm.mode == DHT_HS_FROM_RELAY)
                 server_hp_message(c->sw, h, &hm, &a, m.tid);
         }
         return;
@@ -1043,7 +1059,8 @@ static void server_hp_message(dht_swarm_t *sw, punch_t *h, const dht_holepunch_m
                   (unsigned long long)pl.round, (unsigned long long)pl.firewall, pl.punching,
                   h->nraddrs, h->analyzed);
     /* fast mode: the client opened a session to us; punch back at once */
-    if (h->nat.firewall == DHT_FIREWALL_CONSISTENT && pl.has_remote_address) hp_probe(h, &hm->peer, 0);
+    if (h->nat.firewall == DHT_FIREWALL_CONSISTENT && pl.has_remote_address)
+        hp_probe(h, &hm->peer, 0);
     if (h->remote_punching) {
         if (h->remote_fw >= DHT_FIREWALL_RANDOM || h->nat.firewall >= DHT_FIREWALL_RANDOM ||
             !h->nraddrs) {
@@ -1070,8 +1087,10 @@ static dht_swarm_conn_t *slot_find(dht_swarm_t *sw, const uint8_t h[32]) {
 }
 
 static void send_server_reply(dht_swarm_t *sw, dht_swarm_conn_t *c, const dht_node_req_t *req) {
-    if (c->reply_mode == DHT_HS_FROM_CLIENT) dht_node_reply(sw->node, req, NULL, c->reply, c->reply_len, 0, 0);
-    else dht_node_relay(sw->node, req, &c->reply_to, c->reply, c->reply_len);
+    if (c->reply_mode == DHT_HS_FROM_CLIENT)
+        dht_node_reply(sw->node, req, NULL, c->reply, c->reply_len, 0, 0);
+    else
+        dht_node_relay(sw->node, req, &c->reply_to, c->reply, c->reply_len);
 }
 
 static void server_handshake(dht_swarm_t *sw, const dht_node_req_t *req) {
@@ -1244,8 +1263,7 @@ static int on_request_hook(void *ud, dht_node_t *n, const dht_node_req_t *req) {
     (void)n;
     dht_swarm_t *sw = ud;
     const dht_rpc_msg_t *m = req->msg;
-    if (sw->closing || !sw->ann || !m->target || memcmp(m->target, sw->target, 32) != 0)
-        return 0;
+    if (sw->closing || !sw->ann || !m->target || memcmp(m->target, sw->target, 32) != 0) return 0;
     if (m->command == DHT_CMD_PEER_HANDSHAKE) {
         server_handshake(sw, req);
         return 1;
@@ -1277,8 +1295,8 @@ static int first_public(const dht_hs_payload_t *p, dht_addr_t *out) {
     return 0;
 }
 
-static void client_got_reply(dht_swarm_conn_t *c, const dht_rpc_msg_t *res,
-                             const dht_addr_t *from, int sock) {
+static void client_got_reply(dht_swarm_conn_t *c, const dht_rpc_msg_t *res, const dht_addr_t *from,
+                             int sock) {
     /* res->to: our address as the relay saw it (LAN shortcut check) */
     dht_swarm_t *sw = c->sw;
     dht_handshake_msg_t hs;
@@ -1301,8 +1319,9 @@ static void client_got_reply(dht_swarm_conn_t *c, const dht_rpc_msg_t *res,
         return;
     }
     if (p.error != DHT_HS_ERR_NONE) {
-        conn_fail(c, DHT_EHANDSHAKE, p.error == DHT_HS_ERR_TRY_LATER ? "server says try later"
-                                                                     : "server refused the handshake");
+        conn_fail(c, DHT_EHANDSHAKE,
+                  p.error == DHT_HS_ERR_TRY_LATER ? "server says try later"
+                                                  : "server refused the handshake");
         return;
     }
     if (!p.has_udx) {
@@ -1387,8 +1406,10 @@ static void maybe_fail_no_reply(dht_swarm_conn_t *c);
 static void on_hs_response(void *ud, int status, const dht_rpc_msg_t *res, const dht_addr_t *from) {
     reqctx_t *r = ud;
     dht_swarm_t *sw = r->sw;
-    if (r->prev) r->prev->next = r->next;
-    else sw->reqs = r->next;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        sw->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
     dht_swarm_conn_t *c = conn_by_id(sw, r->conn_id);
     dht_addr_t to = r->to;
@@ -1397,7 +1418,8 @@ static void on_hs_response(void *ud, int status, const dht_rpc_msg_t *res, const
     c->pending--;
     if (c->has_keys) return; /* answered already (now holepunching) */
     int sock = req_sock(sw);
-    if (status == 0 && res && from && dht_ipv4_equal(from, &to)) client_got_reply(c, res, from, sock);
+    if (status == 0 && res && from && dht_ipv4_equal(from, &to))
+        client_got_reply(c, res, from, sock);
     if (c->state == ST_HANDSHAKE) maybe_fail_no_reply(c);
 }
 
@@ -1529,7 +1551,8 @@ static void topic_run(dht_swarm_t *sw, topic_t *t);
 static void on_lookup_peer(void *ud, const dht_peer_record_t *peer, const dht_addr_t *from) {
     (void)from;
     topic_t *t = ud;
-    if (t->sw->env) LOG_DEBUG(t->sw->env->log, "swarm", "lookup: record with %zu relays", peer->nrelays);
+    if (t->sw->env)
+        LOG_DEBUG(t->sw->env->log, "swarm", "lookup: record with %zu relays", peer->nrelays);
     if (!t->used || !t->client) return;
     maybe_connect(t->sw, peer->public_key, peer->relays, peer->nrelays, t->t, 0);
 }
@@ -1558,7 +1581,8 @@ static void topic_run(dht_swarm_t *sw, topic_t *t) {
     if (t->server && sw->have_relays && !t->announce && now >= t->next_announce) {
         t->announce = dht_announce(sw->node, t->t, &sw->kp, sw->relay_addrs, sw->nrelay_addrs,
                                    on_announce_done, t);
-        t->next_announce = now + period + common_random_uniform(sw->env, (uint32_t)(period / 5 + 1));
+        t->next_announce =
+            now + period + common_random_uniform(sw->env, (uint32_t)(period / 5 + 1));
     }
 }
 
@@ -1844,8 +1868,10 @@ static void on_handle_closed(uv_handle_t *h) {
 
 static void on_sock_closed(dht_udx_socket_t *s, void *ud) {
     dht_swarm_t *sw = ud;
-    if (s == sw->sock[0]) sw->sock[0] = NULL;
-    else sw->sock[1] = NULL;
+    if (s == sw->sock[0])
+        sw->sock[0] = NULL;
+    else
+        sw->sock[1] = NULL;
     if (sw->sock[0] || sw->sock[1]) return;
     sw->sockets_open = 0;
     dht_node_free(sw->node); /* drops pending queries (their contexts are ours: freed below) */
@@ -1884,7 +1910,9 @@ void dht_swarm_close(dht_swarm_t *sw, void (*cb)(void *ud), void *ud) {
     reap_soon(sw);
 }
 
-dht_node_t *dht_swarm_node(dht_swarm_t *sw) { return sw->node; }
+dht_node_t *dht_swarm_node(dht_swarm_t *sw) {
+    return sw->node;
+}
 
 int dht_swarm_server_addr(const dht_swarm_t *sw, dht_addr_t *out) {
     struct sockaddr_in sa;
@@ -1900,14 +1928,18 @@ size_t dht_swarm_conn_count(const dht_swarm_t *sw) {
     return n;
 }
 
-void dht_swarm_stats(const dht_swarm_t *sw, dht_swarm_stats_t *st) { *st = sw->st; }
+void dht_swarm_stats(const dht_swarm_t *sw, dht_swarm_stats_t *st) {
+    *st = sw->st;
+}
 
 /* ------------------------------------------------------------------ connection API */
 
 void dht_swarm_conn_set_callbacks(dht_swarm_conn_t *c, const dht_swarm_conn_callbacks_t *cbs,
                                   void *ud) {
-    if (cbs) c->cbs = *cbs;
-    else memset(&c->cbs, 0, sizeof c->cbs);
+    if (cbs)
+        c->cbs = *cbs;
+    else
+        memset(&c->cbs, 0, sizeof c->cbs);
     c->ud = ud;
 }
 
@@ -1954,7 +1986,9 @@ int dht_swarm_conn_end(dht_swarm_conn_t *c) {
     return rc < 0 ? rc : 0;
 }
 
-void dht_swarm_conn_close(dht_swarm_conn_t *c) { conn_fail(c, 0, "closed locally"); }
+void dht_swarm_conn_close(dht_swarm_conn_t *c) {
+    conn_fail(c, 0, "closed locally");
+}
 
 void dht_swarm_conn_pause(dht_swarm_conn_t *c) {
     if (c->stream && !c->paused) dht_udx_stream_read_stop(c->stream);
@@ -1966,30 +2000,58 @@ void dht_swarm_conn_resume(dht_swarm_conn_t *c) {
     c->paused = 0;
 }
 
-const uint8_t *dht_swarm_conn_remote_pk(const dht_swarm_conn_t *c) { return c->remote_pk; }
+const uint8_t *dht_swarm_conn_remote_pk(const dht_swarm_conn_t *c) {
+    return c->remote_pk;
+}
 
 const uint8_t *dht_swarm_conn_handshake_hash(const dht_swarm_conn_t *c) {
     return c->ss ? dht_sstream_handshake_hash(c->ss) : NULL;
 }
 
-int dht_swarm_conn_is_initiator(const dht_swarm_conn_t *c) { return c->role == ROLE_CLIENT; }
+int dht_swarm_conn_is_initiator(const dht_swarm_conn_t *c) {
+    return c->role == ROLE_CLIENT;
+}
 
 /* ------------------------------------------------------------------ link vtables */
 
-static int l_tcp_write(void *c, const void *d, size_t n) { return dht_tcp_write(c, d, n); }
-static int l_tcp_end(void *c) { return dht_tcp_end(c); }
-static void l_tcp_close(void *c) { dht_tcp_close(c); }
-static void l_tcp_pause(void *c) { dht_tcp_pause(c); }
-static void l_tcp_resume(void *c) { dht_tcp_resume(c); }
-static const uint8_t *l_tcp_pk(const void *c) { return dht_tcp_remote_pk(c); }
-const dht_link_ops_t dht_link_tcp = {"tcp", l_tcp_write, l_tcp_end, l_tcp_close,
+static int l_tcp_write(void *c, const void *d, size_t n) {
+    return dht_tcp_write(c, d, n);
+}
+static int l_tcp_end(void *c) {
+    return dht_tcp_end(c);
+}
+static void l_tcp_close(void *c) {
+    dht_tcp_close(c);
+}
+static void l_tcp_pause(void *c) {
+    dht_tcp_pause(c);
+}
+static void l_tcp_resume(void *c) {
+    dht_tcp_resume(c);
+}
+static const uint8_t *l_tcp_pk(const void *c) {
+    return dht_tcp_remote_pk(c);
+}
+const dht_link_ops_t dht_link_tcp = {"tcp",       l_tcp_write,  l_tcp_end, l_tcp_close,
                                      l_tcp_pause, l_tcp_resume, l_tcp_pk};
 
-static int l_sw_write(void *c, const void *d, size_t n) { return dht_swarm_conn_write(c, d, n); }
-static int l_sw_end(void *c) { return dht_swarm_conn_end(c); }
-static void l_sw_close(void *c) { dht_swarm_conn_close(c); }
-static void l_sw_pause(void *c) { dht_swarm_conn_pause(c); }
-static void l_sw_resume(void *c) { dht_swarm_conn_resume(c); }
-static const uint8_t *l_sw_pk(const void *c) { return dht_swarm_conn_remote_pk(c); }
-const dht_link_ops_t dht_link_swarm = {"swarm", l_sw_write, l_sw_end, l_sw_close,
+static int l_sw_write(void *c, const void *d, size_t n) {
+    return dht_swarm_conn_write(c, d, n);
+}
+static int l_sw_end(void *c) {
+    return dht_swarm_conn_end(c);
+}
+static void l_sw_close(void *c) {
+    dht_swarm_conn_close(c);
+}
+static void l_sw_pause(void *c) {
+    dht_swarm_conn_pause(c);
+}
+static void l_sw_resume(void *c) {
+    dht_swarm_conn_resume(c);
+}
+static const uint8_t *l_sw_pk(const void *c) {
+    return dht_swarm_conn_remote_pk(c);
+}
+const dht_link_ops_t dht_link_swarm = {"swarm",    l_sw_write,  l_sw_end, l_sw_close,
                                        l_sw_pause, l_sw_resume, l_sw_pk};

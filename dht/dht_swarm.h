@@ -107,13 +107,13 @@ typedef struct dht_swarm_conn_info {
 } dht_swarm_conn_info_t;
 
 typedef struct dht_swarm_opts {
-    const char *host;        /* bind address (dotted IPv4); NULL = "0.0.0.0" */
-    uint16_t port;           /* DHT server socket port; 0 = random */
-    char *const *bootstrap;  /* "host:port" / "ip@host:port"; NULL = public hyperdht nodes */
+    const char *host;       /* bind address (dotted IPv4); NULL = "0.0.0.0" */
+    uint16_t port;          /* DHT server socket port; 0 = random */
+    char *const *bootstrap; /* "host:port" / "ip@host:port"; NULL = public hyperdht nodes */
     size_t nbootstrap;
-    int allow_local;         /* accept loopback/private addresses (test networks) */
-    int ephemeral;           /* node mode, as dht_node_uv: 1 = client node (default use) */
-    uint32_t refresh_ms;     /* topic lookup/announce refresh; 0 = 10 minutes */
+    int allow_local;             /* accept loopback/private addresses (test networks) */
+    int ephemeral;               /* node mode, as dht_node_uv: 1 = client node (default use) */
+    uint32_t refresh_ms;         /* topic lookup/announce refresh; 0 = 10 minutes */
     size_t max_peers, max_conns; /* 0 = the compile-time caps (which also bound them) */
     /** Return non-zero to refuse a peer (server: before answering its handshake; client:
      *  before connecting). NULL accepts everyone. */

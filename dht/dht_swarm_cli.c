@@ -179,8 +179,10 @@ static void on_connection(dht_swarm_t *sw, dht_swarm_conn_t *conn,
     fprintf(stderr, "connected %s %s %s %.1fms\n", hex, info->initiator ? "client" : "server", as,
             (double)(uv_hrtime() - c->t_join) / 1e6);
     fflush(stderr);
-    if (c->in_eof) dht_swarm_conn_end(conn);
-    else in_read_more(c);
+    if (c->in_eof)
+        dht_swarm_conn_end(conn);
+    else
+        in_read_more(c);
 }
 
 static void on_announced(dht_swarm_t *sw, const uint8_t topic[32], int status, void *ud) {
@@ -227,8 +229,10 @@ int dht_swarm_cli_run(const dht_swarm_cli_opts_t *o, void *logp) {
     common_env_t env;
     common_env_default(&env, c.loop, (const common_log_t *)logp);
     dht_keypair_t kp;
-    if (o->seed) dht_crypto_keypair_seed(&kp, o->seed);
-    else dht_crypto_keypair_random(&kp);
+    if (o->seed)
+        dht_crypto_keypair_seed(&kp, o->seed);
+    else
+        dht_crypto_keypair_random(&kp);
     c.in_buf = malloc(IN_BUF);
     if (!c.in_buf) return 1;
     dht_swarm_opts_t so;
@@ -265,8 +269,10 @@ int dht_swarm_cli_run(const dht_swarm_cli_opts_t *o, void *logp) {
         c.in_open = 1;
     } else if (uv_pipe_init(c.loop, &c.in_pipe, 0) == 0) {
         c.in_pipe.data = &c;
-        if (uv_pipe_open(&c.in_pipe, 0) == 0) c.in_open = 1;
-        else uv_close((uv_handle_t *)&c.in_pipe, NULL);
+        if (uv_pipe_open(&c.in_pipe, 0) == 0)
+            c.in_open = 1;
+        else
+            uv_close((uv_handle_t *)&c.in_pipe, NULL);
     }
     if (!c.in_open) c.in_eof = 1;
     uv_signal_init(c.loop, &c.sigint);

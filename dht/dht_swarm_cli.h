@@ -16,16 +16,16 @@
 #include <stdint.h>
 
 typedef struct dht_swarm_cli_opts {
-    int server;             /* 1 serve, 0 connect */
+    int server; /* 1 serve, 0 connect */
     uint8_t topic[32];
-    const uint8_t *seed;    /* 32 bytes or NULL (random identity) */
+    const uint8_t *seed; /* 32 bytes or NULL (random identity) */
     const char *host;
     uint16_t port;
     char *const *bootstrap; /* NULL = public nodes */
     size_t nbootstrap;
     int allow_local;
-    uint64_t timeout_ms;    /* no connection within this time: exit 1 (0 = never) */
-    uint32_t refresh_ms;    /* lookup/announce refresh (0 = 10 minutes) */
+    uint64_t timeout_ms; /* no connection within this time: exit 1 (0 = never) */
+    uint32_t refresh_ms; /* lookup/announce refresh (0 = 10 minutes) */
 } dht_swarm_cli_opts_t;
 
 /** @brief Run until the first connection closed. @return process exit code. */

@@ -3,8 +3,8 @@
  * testnet (dht_node_uv), then swarms that join topics. Checks: server/client connect and
  * echo with the right remote keys; two peers that are both server and client end with
  * exactly one connection each (public-key dedupe rule); the firewall hook refuses a peer
- * and the client reports a clear failure, then retries with backoff; write backpressure returns 0 and on_drain
- * follows; close frees everything (ASan/LSan). Every wait is bounded. */
+ * and the client reports a clear failure, then retries with backoff; write backpressure returns 0
+ * and on_drain follows; close frees everything (ASan/LSan). Every wait is bounded. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -381,16 +381,14 @@ static void conn_flush_control(dht_swarm_conn_t *c) {
         c->need_drain |= 2;
 }
 
-/* Dedupe (§11): keep an existing connection that moved bytes both ways; otherwise keep the
- * one initiated by the peer whose public key is greater. @return 1 if @p c should stay. */
+/* Dedupe, as hyperswarm 4.17's _handleServerConnection: keep the new connection if the
+ * existing one already carried (application) bytes both ways — the peer must have lost it
+ * and be reconnecting; otherwise keep the connection initiated by the peer whose public key
+ * is greater (both peers reach the same verdict). @return 1 if @p c should stay. */
 static int dedupe_keep_new(dht_swarm_t *sw, dht_swarm_conn_t *old, dht_swarm_conn_t *c) {
-    if (old->rx_bytes > 0 && old->tx_bytes > 0) return 0;
+    if (old->rx_bytes > 0 && old->tx_bytes > 0) return 1;
     int we_greater = memcmp(sw->kp.pk, c->remote_pk, 32) > 0;
-    /* the keeper was initiated by the greater key: ours if we_greater */
-    int new_ok = c->role == ROLE_CLIENT ? we_greater : !we_greater;
-    int old_ok = old->role == ROLE_CLIENT ? we_greater : !we_greater;
-    if (new_ok == old_ok) return 0; /* same direction twice: keep the first */
-    return new_ok;
+    return c->role == ROLE_CLIENT ? we_greater : !we_greater;
 }
 
 static void conn_opened(dht_swarm_conn_t *c) {

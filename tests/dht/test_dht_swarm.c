@@ -179,7 +179,7 @@ static void testnet_down(void) {
     uv_run(loop, UV_RUN_NOWAIT);
 }
 
-static uint8_t topic1[32], topic2[32], topic3[32];
+static uint8_t topic1[32], topic2[32], topic3[32], topic4[32];
 
 TEST(server_client_echo) {
     side_t a, b;
@@ -273,10 +273,44 @@ TEST(firewall_refuses) {
     side_close(&b);
 }
 
+TEST(reconnect_replaces_stale) {
+    /* B talks to A; then B2 (same key as B) connects: A keeps the new connection and drops
+     * the old one, as hyperswarm does for a peer that lost its connection */
+    side_t a, b, b2;
+    ASSERT_OK(side_start(&a, 0x71, 0));
+    ASSERT_OK(side_start(&b, 0x72, 60000));
+    a.echo = 1;
+    ASSERT_TRUE(wait_for(&a.ready, 1, 10000));
+    ASSERT_OK(dht_swarm_join(a.sw, topic4, 1, 0));
+    ASSERT_TRUE(wait_for(&a.announced, 1, 10000));
+    ASSERT_TRUE(wait_for(&b.ready, 1, 10000));
+    ASSERT_OK(dht_swarm_join(b.sw, topic4, 0, 1));
+    ASSERT_TRUE(wait_for(&b.conns_seen, 1, 10000));
+    ASSERT_EQ_I64(dht_swarm_conn_write(b.conn, "ping\n", 5), 1);
+    int five = 5;
+    for (int i = 0; i < 500 && (int)b.ngot < five; i++) wait_for(NULL, 0, 10);
+    ASSERT_EQ_I64(b.ngot, 5);
+    ASSERT_OK(side_start(&b2, 0x72, 60000));
+    ASSERT_TRUE(wait_for(&b2.ready, 1, 10000));
+    ASSERT_OK(dht_swarm_join(b2.sw, topic4, 0, 1));
+    ASSERT_TRUE(wait_for(&b2.conns_seen, 1, 10000));
+    ASSERT_TRUE(wait_for(&a.conns_seen, 2, 5000));
+    ASSERT_TRUE(wait_for(&b.closes, 1, 10000)); /* the stale one is gone */
+    ASSERT_EQ_U64(dht_swarm_conn_count(a.sw), 1);
+    ASSERT_TRUE(b2.conn != NULL);
+    ASSERT_EQ_I64(dht_swarm_conn_write(b2.conn, "pong\n", 5), 1);
+    for (int i = 0; i < 500 && (int)b2.ngot < five; i++) wait_for(NULL, 0, 10);
+    ASSERT_EQ_I64(b2.ngot, 5);
+    side_close(&a);
+    side_close(&b);
+    side_close(&b2);
+}
+
 static void setup(void) {
     randombytes_buf(topic1, 32);
     randombytes_buf(topic2, 32);
     randombytes_buf(topic3, 32);
+    randombytes_buf(topic4, 32);
 }
 
 TEST(network) {
@@ -291,4 +325,4 @@ TEST(teardown) {
 }
 
 TEST_MAIN(TEST_ENTRY(network), TEST_ENTRY(server_client_echo), TEST_ENTRY(dedupe_one_connection),
-          TEST_ENTRY(firewall_refuses), TEST_ENTRY(teardown))
+          TEST_ENTRY(firewall_refuses), TEST_ENTRY(reconnect_replaces_stale), TEST_ENTRY(teardown))

@@ -32,7 +32,7 @@ static const common_opt_t opts[] = {
     {"host", "DVM_DHT_HOST", COMMON_OPT_STR, "0.0.0.0", 0, 0, "IP",
      "bind address; a specific IP is also taken as our public address"},
     {"port", "DVM_DHT_PORT", COMMON_OPT_U64, "49737", 0, 65535, "PORT",
-     "server UDP port (0 = random)"},
+     "server UDP port (0 = random); commands always use a random port"},
     {"bootstrap", "DVM_DHT_BOOTSTRAP", COMMON_OPT_LIST, NULL, 0, 0, "HOST:PORT",
      "bootstrap node (host:port or ip@host:port), repeatable; 'none' for the first node; "
      "default: the public hyperdht nodes"},
@@ -41,7 +41,8 @@ static const common_opt_t opts[] = {
     {"ephemeral", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL,
      "run as an ephemeral (client) node instead of a persistent one"},
     {"seed", "DVM_DHT_SEED", COMMON_OPT_STR, NULL, 0, 0, "HEX",
-     "32-byte key pair seed for announce/unannounce"},
+     "32-byte key pair seed for announce/unannounce/serve, and the identity of "
+     "serve/connect --topic (random when absent)"},
     {"relay", NULL, COMMON_OPT_LIST, NULL, 0, 0, "IP:PORT", "relay address to announce"},
     {"repeat", NULL, COMMON_OPT_U64, "1", 1, 10000, "N",
      "lookup: run N lookups one after another, printing 'lookup_ms <ms> <datagrams>' each"},
@@ -52,7 +53,8 @@ static const common_opt_t opts[] = {
      "serve/connect --topic: re-run the topic lookup/announce this often"},
     {"nodes", NULL, COMMON_OPT_U64, "10", 1, 500, "N", "testnet: number of nodes"},
     {"timeout", NULL, COMMON_OPT_U64, "30000", 100, 600000, "MS",
-     "client commands: give up after this long"},
+     "client commands and connect --topic: give up after this long; serve --topic: only "
+     "when given (exit 1 if no connection came)"},
     COMMON_OPTS_STANDARD,
 };
 

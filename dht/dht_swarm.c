@@ -104,6 +104,9 @@ struct dht_swarm_conn {
     /* holepunching (§6): a fresh socket, its NAT sample, the remote's view, probes */
     struct punch *hp;
     uint32_t remote_udx_id;
+    dht_addr_t lan_server, lan_addr, lan_relay;
+    int lan_payload_hp;
+    dht_hs_payload_t *lan_p; /* the server payload, kept while the LAN ping runs */
     dht_swarm_conn_callbacks_t cbs;
     void *ud;
 };
@@ -286,6 +289,7 @@ static void conn_unlink_free(dht_swarm_conn_t *c) {
     dht_sstream_free(c->ss);
     if (c->scratch) free(c->scratch);
     for (int i = 0; i < c->nearly; i++) free(c->early[i]);
+    free(c->lan_p);
     sodium_memzero(c, sizeof *c);
     free(c);
 }
@@ -563,6 +567,54 @@ static uint64_t our_firewall(dht_swarm_t *sw, dht_addr_t *addr, size_t *naddr) {
 
 static int req_sock(dht_swarm_t *sw) {
     return dht_node_is_firewalled(sw->node) ? DHT_SOCK_CLIENT : DHT_SOCK_SERVER;
+}
+
+/* Our LAN addresses with the DHT server socket's port (hyperdht shares them so that peers
+ * behind the same NAT can connect directly): the bind address when specific, else every
+ * non-internal IPv4 interface. Appended after *n entries, up to cap. */
+static void add_local_addrs(dht_swarm_t *sw, dht_addr_t *out, size_t *n, size_t cap) {
+    dht_addr_t me;
+    if (dht_swarm_server_addr(sw, &me) != 0) return;
+    if (me.host[0] != 0) {
+        if (*n < cap) out[(*n)++] = me;
+        return;
+    }
+    uv_interface_address_t *ifs = NULL;
+    int cnt = 0;
+    if (uv_interface_addresses(&ifs, &cnt) != 0) return;
+    for (int i = 0; i < cnt && *n < cap; i++) {
+        if (ifs[i].is_internal || ifs[i].address.address4.sin_family != AF_INET) continue;
+        dht_addr_t a;
+        memcpy(a.host, &ifs[i].address.address4.sin_addr, 4);
+        a.port = me.port;
+        out[(*n)++] = a;
+    }
+    uv_free_interface_addresses(ifs, cnt);
+}
+
+/* the private address of @p p most like one of ours (longest matching leading octets) */
+static int pick_lan_addr(dht_swarm_t *sw, const dht_hs_payload_t *p, dht_addr_t *out) {
+    dht_addr_t mine[8];
+    size_t nm = 0;
+    add_local_addrs(sw, mine, &nm, 8);
+    int best = -1;
+    size_t bi = 0;
+    for (size_t i = 0; i < p->naddr4; i++) {
+        if (!dht_addr_is_local(&p->addr4[i])) continue;
+        int score = 0;
+        for (size_t j = 0; j < nm; j++) {
+            int k = 0;
+            while (k < 3 && mine[j].host[k] == p->addr4[i].host[k]) k++;
+            if (k > score) score = k;
+        }
+        if (score > best) {
+            best = score;
+            bi = i;
+        }
+    }
+    if (best < 0) return 0;
+    *out = p->addr4[bi];
+    return 1;
 }
 
 /* ------------------------------------------------------------------ holepunching (§6) */
@@ -1165,6 +1217,7 @@ static void server_handshake(dht_swarm_t *sw, const dht_node_req_t *req) {
     op.version = 1;
     op.error = error;
     op.firewall = our_firewall(sw, op.addr4, &op.naddr4);
+    add_local_addrs(sw, op.addr4, &op.naddr4, 4);
     op.has_udx = 1;
     op.udx_id = dht_udx_stream_id(c->stream);
     op.has_secret_stream = 1;
@@ -1293,6 +1346,93 @@ static int first_public(const dht_hs_payload_t *p, dht_addr_t *out) {
     return 0;
 }
 
+/* Both sides firewalled: start holepunching (§6) through the relay the server picked. */
+static void client_holepunch(dht_swarm_conn_t *c, const dht_hs_payload_t *pp,
+                             const dht_addr_t *from, const dht_addr_t *server) {
+    dht_swarm_t *sw = c->sw;
+    const dht_hs_payload_t p = *pp;
+    c->remote_udx_id = (uint32_t)p.udx_id;
+    punch_t *h = hp_new(c, c->keys.hash);
+    if (!h) {
+        conn_fail(c, DHT_EHOLEPUNCH, "cannot open a holepunch socket");
+        return;
+    }
+    c->hp = h;
+    h->hp_id = p.holepunch_id;
+    size_t pick = 0;
+    for (size_t i = 0; i < p.nhp_relays; i++)
+        if (dht_ipv4_equal(&p.hp_relay[i], from)) pick = i;
+    h->relay = p.hp_relay[pick];
+    h->server_peer = p.hp_peer[pick];
+    h->server_addr = *server;
+    dht_addr_t nodes[12];
+    size_t nn = 0;
+    for (size_t i = 0; i < p.nhp_relays && nn < 12; i++) nodes[nn++] = p.hp_relay[i];
+    for (size_t i = 0; i < c->nrelays && nn < 12; i++) nodes[nn++] = c->relays[i];
+    nodes[nn++] = *from;
+    for (size_t i = 0; i < sw->nboots && nn < 12; i++) nodes[nn++] = sw->boots[i];
+    c->deadline = now_ms(sw) + DHT_SWARM_CONNECT_TIMEOUT_MS;
+    if (sw->env) LOG_DEBUG(sw->env->log, "swarm", "holepunch: sampling our NAT");
+    hp_sample(h, nodes, nn);
+}
+
+static void reqctx_unlink(reqctx_t *r) {
+    dht_swarm_t *sw = r->sw;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        sw->reqs = r->next;
+    if (r->next) r->next->prev = r->prev;
+}
+
+static void on_lan_pong(void *ud, int status) {
+    reqctx_t *r = ud;
+    dht_swarm_t *sw = r->sw;
+    reqctx_unlink(r);
+    dht_swarm_conn_t *c = conn_by_id(sw, r->conn_id);
+    free(r);
+    if (!c || c->state != ST_HANDSHAKE || !c->lan_p) return;
+    dht_hs_payload_t *p = c->lan_p;
+    c->lan_p = NULL;
+    int rc = 0;
+    if (status == 0) {
+        if (sw->env) LOG_DEBUG(sw->env->log, "swarm", "LAN address answered: connecting there");
+        rc = start_stream(c, 1, req_sock(sw), &c->lan_addr, c->remote_udx_id);
+    } else if (c->lan_payload_hp) {
+        client_holepunch(c, p, &c->lan_relay, &c->lan_server);
+    } else {
+        rc = start_stream(c, 1, req_sock(sw), &c->lan_server, c->remote_udx_id);
+    }
+    free(p);
+    if (rc) conn_fail(c, rc, "stream setup failed");
+}
+
+static void lan_ping(dht_swarm_conn_t *c, const dht_addr_t *lan, const dht_hs_payload_t *p,
+                     const dht_addr_t *relay) {
+    dht_swarm_t *sw = c->sw;
+    c->lan_addr = *lan;
+    c->lan_relay = *relay;
+    c->lan_p = malloc(sizeof *p);
+    reqctx_t *r = calloc(1, sizeof *r);
+    if (!c->lan_p || !r) {
+        free(r);
+        conn_fail(c, COMMON_ENOMEM, "out of memory");
+        return;
+    }
+    *c->lan_p = *p;
+    r->sw = sw;
+    r->conn_id = c->id;
+    r->to = *lan;
+    if (dht_node_ping(sw->node, lan, on_lan_pong, r) != 0) {
+        free(r);
+        conn_fail(c, COMMON_EAGAIN, "cannot ping the LAN address");
+        return;
+    }
+    r->next = sw->reqs;
+    if (sw->reqs) sw->reqs->prev = r;
+    sw->reqs = r;
+}
+
 static void client_got_reply(dht_swarm_conn_t *c, const dht_rpc_msg_t *res, const dht_addr_t *from,
                              int sock) {
     /* res->to: our address as the relay saw it (LAN shortcut check) */
@@ -1360,9 +1500,18 @@ static void client_got_reply(dht_swarm_conn_t *c, const dht_rpc_msg_t *res, cons
     } else {
         dht_addr_t tmp[2];
         size_t nt;
-        if (memcmp(res->to.host, server.host, 4) == 0) {
-            /* same public host as the server (LAN / same machine): connect straight to the
-             * address the relay saw; the server's stream accepts its first packet (§5.1) */
+        dht_addr_t lan;
+        if (memcmp(res->to.host, server.host, 4) == 0 && pick_lan_addr(sw, &p, &lan)) {
+            /* same public host (one LAN behind one NAT, or one machine): PING the server's
+             * private address; connect there if it answers, else holepunch or the relay's
+             * view of the server (§5.1) */
+            c->remote_udx_id = (uint32_t)p.udx_id;
+            c->lan_server = server;
+            c->lan_payload_hp = has_hp;
+            lan_ping(c, &lan, &p, from);
+            return;
+        } else if (memcmp(res->to.host, server.host, 4) == 0) {
+            /* same host, no private address offered: the address the relay saw */
             rc = start_stream(c, 1, req_sock(sw), &server, (uint32_t)p.udx_id);
         } else if (our_firewall(sw, tmp, &nt) == DHT_FIREWALL_OPEN) {
             /* the server connects to us: the first packet fixes the stream */
@@ -1370,29 +1519,7 @@ static void client_got_reply(dht_swarm_conn_t *c, const dht_rpc_msg_t *res, cons
             c->deadline = now_ms(sw) + PASSIVE_WAIT_MS;
         } else {
             /* both firewalled: holepunch (§6) through the relay the server picked */
-            c->remote_udx_id = (uint32_t)p.udx_id;
-            punch_t *h = hp_new(c, c->keys.hash);
-            if (!h) {
-                conn_fail(c, DHT_EHOLEPUNCH, "cannot open a holepunch socket");
-                return;
-            }
-            c->hp = h;
-            h->hp_id = p.holepunch_id;
-            size_t pick = 0;
-            for (size_t i = 0; i < p.nhp_relays; i++)
-                if (dht_ipv4_equal(&p.hp_relay[i], from)) pick = i;
-            h->relay = p.hp_relay[pick];
-            h->server_peer = p.hp_peer[pick];
-            h->server_addr = server;
-            dht_addr_t nodes[12];
-            size_t nn = 0;
-            for (size_t i = 0; i < p.nhp_relays && nn < 12; i++) nodes[nn++] = p.hp_relay[i];
-            for (size_t i = 0; i < c->nrelays && nn < 12; i++) nodes[nn++] = c->relays[i];
-            nodes[nn++] = *from;
-            for (size_t i = 0; i < sw->nboots && nn < 12; i++) nodes[nn++] = sw->boots[i];
-            c->deadline = now_ms(sw) + DHT_SWARM_CONNECT_TIMEOUT_MS;
-            if (sw->env) LOG_DEBUG(sw->env->log, "swarm", "holepunch: sampling our NAT");
-            hp_sample(h, nodes, nn);
+            client_holepunch(c, &p, from, &server);
             return;
         }
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # NAT interop (needs root; CI runs as root): network namespaces with iptables MASQUERADE put peers behind
 # separate NATs; a JS hyperdht testnet runs "outside" on 198.51.100.1. Checks: C<->C and C<->JS
-# connect via holepunching through two consistent NATs; a C client behind a random-port NAT
+# connect via holepunching through two consistent NATs; two C peers behind one NAT connect
+# over their LAN addresses (no hairpin needed); a C client behind a random-port NAT
 # (MASQUERADE --random-fully) fails with a clear reason within 30 s. Only namespaces this
 # script creates are used, and they are deleted on exit. Last line: "nat: N passed, N failed".
 set -euo pipefail
@@ -62,6 +63,14 @@ for i in 1 2 3; do
   fi
 done
 
+# a second LAN behind NAT 1 (same public address as peer 1): peer 4 at 10.11.0.2
+mkns "$pre-peer4"
+ip link add "${pre}j1" type veth peer name "${pre}q1"
+ip link set "${pre}j1" netns "$pre-nat1"; ip link set "${pre}q1" netns "$pre-peer4"
+ip -n "$pre-nat1" addr add 10.11.0.1/24 dev "${pre}j1"; ip -n "$pre-nat1" link set "${pre}j1" up
+ip -n "$pre-peer4" addr add 10.11.0.2/24 dev "${pre}q1"; ip -n "$pre-peer4" link set "${pre}q1" up
+ip -n "$pre-peer4" route add default via 10.11.0.1
+
 ip netns exec "$pub" node "$js/testnet.js" 10 198.51.100.1 > "$tmp/testnet.out" 2>&1 < /dev/zero &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q bootstrap "$tmp/testnet.out" && break; sleep 0.1; done
@@ -74,6 +83,7 @@ run_pair() {
   local topic; topic=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
   local shost chost
   shost=10.${sn: -1}.0.2; chost=10.${cn: -1}.0.2
+  [[ $cn == *peer4 ]] && chost=10.11.0.2
   printf '{"from":"server","name":"%s"}\n' "$name" > "$tmp/s.in"
   printf '{"from":"client","name":"%s"}\n' "$name" > "$tmp/c.in"
   if [[ $sk == c ]]; then
@@ -117,8 +127,12 @@ run_pair() {
   # proof that the path was punched: the C client saw a probe on its punch socket, or the
   # C server answered a punch round (the JS side logs nothing)
   local punched=1
-  if [[ $ck == c ]]; then grep -q "holepunch: probe from" "$tmp/c.err" || punched=0; fi
-  if [[ $sk == c ]]; then grep -q "holepunch round 1 from client: .* punching 1" "$tmp/s.err" || punched=0; fi
+  if [[ ${6:-} == lan ]]; then
+    grep -q "LAN address answered" "$tmp/c.err" || punched=0
+  else
+    if [[ $ck == c ]]; then grep -q "holepunch: probe from" "$tmp/c.err" || punched=0; fi
+    if [[ $sk == c ]]; then grep -q "holepunch round 1 from client: .* punching 1" "$tmp/s.err" || punched=0; fi
+  fi
   if [[ $punched -eq 1 && $crc -eq 0 && $src -eq 0 ]] && cmp -s "$tmp/s.out" "$tmp/c.in" && cmp -s "$tmp/c.out" "$tmp/s.in"; then
     ok "$name (${dt}s)" 0
   else
@@ -133,6 +147,7 @@ $(grep -v '^$' "$tmp/c.err" | tail -15)"
 run_pair "C server (NAT 1) <-> C client (NAT 2) via holepunch" c "$pre-peer1" c "$pre-peer2"
 run_pair "JS server (NAT 1) <-> C client (NAT 2) via holepunch" js "$pre-peer1" c "$pre-peer2"
 run_pair "C server (NAT 1) <-> JS client (NAT 2) via holepunch" c "$pre-peer1" js "$pre-peer2"
+run_pair "C server <-> C client behind the same NAT (LAN address)" c "$pre-peer1" c "$pre-peer4" lan
 run_pair "C client behind a random-port NAT" c "$pre-peer1" c "$pre-peer3" expect-fail
 echo "nat: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

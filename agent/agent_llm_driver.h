@@ -36,6 +36,9 @@ int agent_llm_ollama_has_model(const char *body, size_t len, const char *model, 
 int agent_llm_openai_has_model(const char *body, size_t len, const char *model, char *avail,
                                size_t cap);
 
+/** @brief Model names equal, "m" being "m:latest" (Ollama's default tag, also in /v1). */
+int agent_llm_model_name_eq(const char *name, const char *model);
+
 /** Ollama pull progress: NDJSON lines of /api/pull summed over layers. */
 #ifndef AGENT_LLM_PULL_MAX_LAYERS
 #define AGENT_LLM_PULL_MAX_LAYERS 32

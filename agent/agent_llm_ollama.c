@@ -90,7 +90,7 @@ static void avail_add(char *avail, size_t cap, const char *name) {
 
 /* Exact match, with Ollama's default tag: "llama3.2" is "llama3.2:latest". (The doc's
  * looser "starts with m:" would accept llama3.2:1b for llama3.2, which then 404s.) */
-static int ollama_name_eq(const char *name, const char *model) {
+int agent_llm_model_name_eq(const char *name, const char *model) {
     if (strcmp(name, model) == 0) return 1;
     size_t m = strlen(model);
     if (strchr(model, ':') == NULL && strncmp(name, model, m) == 0 &&
@@ -117,7 +117,7 @@ int agent_llm_ollama_has_model(const char *body, size_t len, const char *model, 
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "name");
         if (!cJSON_IsString(n)) n = cJSON_GetObjectItemCaseSensitive(m, "model");
         if (!cJSON_IsString(n)) continue;
-        if (ollama_name_eq(n->valuestring, model)) found = 1;
+        if (agent_llm_model_name_eq(n->valuestring, model)) found = 1;
         if (cap) avail_add(avail, cap, n->valuestring);
     }
     cJSON_Delete(o);

@@ -83,7 +83,7 @@ int agent_llm_openai_has_model(const char *body, size_t len, const char *model, 
     cJSON_ArrayForEach(m, data) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
         if (!cJSON_IsString(id)) continue;
-        if (strcmp(id->valuestring, model) == 0) found = 1;
+        if (agent_llm_model_name_eq(id->valuestring, model)) found = 1;
         size_t n = cap ? strlen(avail) : 0;
         if (cap && n + 1 < cap) snprintf(avail + n, cap - n, "%s%s", n ? ", " : "", id->valuestring);
     }

@@ -365,6 +365,7 @@ class ChunkedWriter {
   // mode: normal (one chunk), bytes (one chunk and one write per body byte), merged (held
   // until flush()), split (two chunks, the second a few ms later, cut inside the line).
   write(data, splitAt) {
+    this.flushSplit();
     const b = Buffer.isBuffer(data) ? data : Buffer.from(data, 'utf8');
     if (this.mode === 'merged') { this.merged.push(b); return true; }
     if (this.mode === 'bytes') {
@@ -421,7 +422,7 @@ function generation(conn, req, api) {
   const fmtErr = (status, msg) => (api === 'openai' ? sendOpenAiError(conn, status, msg, req.keep)
     : sendJson(conn, status, { error: msg }, req.keep));
   const rec = { id, api, path: req.target, auth, tag: null, model: null, status: 0, started_ns: String(nowNs()),
-    started_unix_ms: Date.now(), end: null, chunks_sent: 0, tokens_sent: 0, text: '',
+    started_unix_ms: Date.now(), end: null, chunks_sent: 0, content_chunks: 0, tokens_sent: 0, text: '',
     prompt_eval_count: 0, eval_count: 0, done_reason: null, disconnect: null, request: null };
   const keepRecord = () => { records.push(rec); if (records.length > MAX_RECORDS) records.shift(); };
   const fin = () => {
@@ -630,11 +631,22 @@ class Gen {
     const s = this.line(marker);
     const k = s.indexOf('\\u0000SPLIT\\u0000');
     const pre = Buffer.from(s.slice(0, k)), post = Buffer.from(s.slice(k + '\\u0000SPLIT\\u0000'.length));
-    return Buffer.concat([pre, textBuf, post]);
+    // JSON-escape the ASCII specials byte by byte; bytes >= 0x80 stay raw (possibly a part
+    // of a character).
+    const out = [];
+    for (const c of textBuf) {
+      if (c === 0x22) out.push(0x5c, 0x22);
+      else if (c === 0x5c) out.push(0x5c, 0x5c);
+      else if (c < 0x20) out.push(...Buffer.from('\\u' + c.toString(16).padStart(4, '0')));
+      else out.push(c);
+    }
+    return Buffer.concat([pre, Buffer.from(out), post]);
   }
   fault(kind) {
     const d = this.d;
-    return d.fault === kind && this.i === (d.after || 0);
+    const hit = d.fault === kind && this.i === (d.after || 0);
+    if (hit && this.rec.text_at_fault === undefined) this.rec.text_at_fault = this.rec.text;
+    return hit;
   }
   step() {
     if (this.stopped) return;
@@ -687,6 +699,7 @@ class Gen {
     this.w.write(buf, splitAt);
     if (this.evalStart === null) this.evalStart = nowNs();
     this.rec.chunks_sent++;
+    if (text.length) this.rec.content_chunks++;
     this.tokensSent += c.n;
     this.rec.tokens_sent = this.tokensSent;
     this.rec.text += text;

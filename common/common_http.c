@@ -197,6 +197,9 @@ static void socket_action(common_http_t *http, curl_socket_t fd, int events) {
     http->depth--;
     reap_cancelled(http);
     check_multi_info(http);
+    /* on_done callbacks may have cancelled other requests: close those connections now,
+     * not at their next socket event (a stalled upstream would never have one). */
+    reap_cancelled(http);
     http_maybe_finish_free(http);
 }
 
@@ -302,6 +305,8 @@ static void watchdog_cb(uv_timer_t *t) {
         if (!next || d < next) next = d;
     }
     if (next) watchdog_arm(http, next);
+    /* Same as in socket_action: cancels made from the on_done callbacks above. */
+    reap_cancelled(http);
     http_maybe_finish_free(http);
 }
 

@@ -584,6 +584,11 @@ class Gen {
     this.t1 = nowNs();
     loaded.add(this.b.model);
     if (!this.streaming) return this.whole();
+    // fault at after:-1: before any byte (no status line, no headers).
+    if ((this.d.fault === 'rst' || this.d.fault === 'fin') && this.d.after === -1) {
+      this.rec.text_at_fault = '';
+      return this.abort(this.d.fault, () => (this.d.fault === 'rst' ? this.conn.sock.resetAndDestroy() : this.conn.sock.end()));
+    }
     if (this.api === 'openai') this.emitRole();
     this.step();
   }

@@ -24,6 +24,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -63,6 +66,12 @@ static int srv_start(srv_t *s, const char *const *extra) {
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+#ifdef __linux__
+        /* If this test dies (assertion abort, timeout), the server goes too. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) dup2(devnull, 2);
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
@@ -626,7 +635,8 @@ static cJSON *gen_case(run_t *r, const srv_t *s, agent_llm_backend_t b, const ch
 #define EXPECT_TEXT_FIELD(r, rec, field)                                                       \
     do {                                                                                       \
         const char *want_ = rec_str(rec, field);                                               \
-        if ((r)->text.len != strlen(want_) || memcmp((r)->text.data, want_, (r)->text.len))    \
+        if ((r)->text.len != strlen(want_) ||                                               \
+            ((r)->text.len && memcmp((r)->text.data, want_, (r)->text.len)))                 \
             TEST_FAIL_("text differs: got %zu bytes '%.*s', server sent %zu bytes '%s'",      \
                        (r)->text.len, (int)(r)->text.len, (const char *)(r)->text.data,        \
                        strlen(want_), want_);                                                  \
@@ -789,7 +799,9 @@ static const fault_case_t FAULTS[] = {
     {"FIN without final", "\"fault\":\"fin\",\"after\":3", 3, AGENT_LLM_TRUNCATED, LLM_ETRUNCATED, 200, 1, 0},
     {"RST without final", "\"fault\":\"rst\",\"after\":3", 3, AGENT_LLM_TRUNCATED, LLM_ETRUNCATED, 200, 1, 0},
     {"clean EOF without final", "\"fault\":\"eof\",\"after\":4", 3, AGENT_LLM_TRUNCATED, LLM_ETRUNCATED, 200, 1, 0},
-    {"RST before headers", "\"fault\":\"rst\",\"after\":0", 3, AGENT_LLM_ERROR, 1, 0, 0, 0},
+    {"RST before headers", "\"fault\":\"rst\",\"after\":-1", 3, AGENT_LLM_ERROR, 1, 0, 0, 0},
+    {"FIN before headers", "\"fault\":\"fin\",\"after\":-1", 3, AGENT_LLM_ERROR, 1, 0, 0, 0},
+    {"RST right after headers", "\"fault\":\"rst\",\"after\":0", 2, AGENT_LLM_TRUNCATED, LLM_ETRUNCATED, 200, 1, 0},
     {"malformed line", "\"fault\":\"malformed\",\"after\":2", 3, AGENT_LLM_ERROR, COMMON_EJSON, 200, 2, 0},
     {"line over 1 MiB", "\"fault\":\"longline\",\"after\":1,\"bytes\":1100000", 3, AGENT_LLM_ERROR, COMMON_ETOOBIG, 200, 0, 0},
     {"long line 300 kB", "\"fault\":\"longline\",\"after\":1,\"bytes\":300000,\"n\":6", 3, AGENT_LLM_DONE, 0, 200, 1, 1},

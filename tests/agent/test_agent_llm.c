@@ -1305,6 +1305,120 @@ TEST(free_with_generations_in_flight) {
     ASSERT_EQ_U64(r.end_calls, 0);
 }
 
+/* The double itself: wire fidelity the drivers' tests rely on. */
+static int keys_in_order(const cJSON *o, const char *const *keys) {
+    const cJSON *c = o ? o->child : NULL;
+    for (size_t i = 0; keys[i]; i++, c = c->next)
+        if (!c || strcmp(c->string, keys[i]) != 0) return 0;
+    return c == NULL;
+}
+
+static char *http_post_status(run_t *r, const char *url, const char *body, long *status) {
+    fetch_t f = {0};
+    common_http_opts_t o = {.method = "POST", .url = url, .on_done = fetch_done, .ud = &f,
+                            .body = body ? body : "", .body_len = body ? strlen(body) : 0};
+    if (!common_http_request(r->http, &o, NULL)) return NULL;
+    run_until(r, &f.done, 5000);
+    *status = f.status;
+    return f.body;
+}
+
+TEST(dev_llm_wire_fidelity) {
+    ASSERT_TRUE(servers_up());
+    run_t r;
+    run_init(&r, NULL);
+    char url[128];
+    long st = 0;
+    snprintf(url, sizeof url, "%s/", g_main.url);
+    char *b = http_get(&r, url, NULL);
+    ASSERT_TRUE(b && strcmp(b, "Ollama is running") == 0);
+    free(b);
+    /* NDJSON generate: key order of chunks and of the final line; statistics add up. */
+    snprintf(url, sizeof url, "%s/api/generate", g_main.url);
+    b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"prompt\":\"x [[dev:{\\\"n\\\":9}]]\",\"options\":{\"seed\":3}}", &st);
+    ASSERT_EQ_I64(st, 200);
+    ASSERT_TRUE(b != NULL);
+    static const char *const chunk_keys[] = {"model", "created_at", "response", "done", NULL};
+    static const char *const final_keys[] = {"model", "created_at", "response", "done", "done_reason",
+        "context", "total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
+        "eval_count", "eval_duration", NULL};
+    size_t lines = 0;
+    int saw_final = 0;
+    for (char *save = NULL, *l = strtok_r(b, "\n", &save); l; l = strtok_r(NULL, "\n", &save), lines++) {
+        cJSON *o = cJSON_Parse(l);
+        ASSERT_TRUE(o != NULL);
+        if (cJSON_IsTrue(cJSON_GetObjectItem(o, "done"))) {
+            saw_final = 1;
+            ASSERT_TRUE(keys_in_order(o, final_keys));
+            long long total = rec_num(o, "total_duration"), load = rec_num(o, "load_duration"),
+                      pe = rec_num(o, "prompt_eval_duration"), ev = rec_num(o, "eval_duration");
+            ASSERT_GE(total, load + pe + ev);
+            ASSERT_EQ_I64(rec_num(o, "eval_count"), 9);
+            /* created_at: RFC 3339 with sub-second digits and Z. */
+            ASSERT_TRUE(strlen(rec_str(o, "created_at")) > 20 && rec_str(o, "created_at")[19] == '.');
+        } else {
+            ASSERT_TRUE(keys_in_order(o, chunk_keys));
+        }
+        cJSON_Delete(o);
+    }
+    free(b);
+    ASSERT_TRUE(saw_final);
+    ASSERT_GT(lines, 5);
+    /* Natural pre-stream errors. */
+    b = http_post_status(&r, url, NULL, &st);
+    ASSERT_EQ_I64(st, 400);
+    ASSERT_TRUE(b && strstr(b, "missing request body"));
+    free(b);
+    b = http_post_status(&r, url, "{\"prompt\":\"x\"}", &st);
+    ASSERT_EQ_I64(st, 400);
+    ASSERT_TRUE(b && strstr(b, "model is required"));
+    free(b);
+    b = http_post_status(&r, url, "{nope", &st);
+    ASSERT_EQ_I64(st, 400);
+    free(b);
+    b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"prompt\":\"x\",\"options\":{\"num_predict\":\"5\"}}", &st);
+    ASSERT_EQ_I64(st, 400);
+    free(b);
+    /* Empty prompt loads, keep_alive 0 unloads; stream:false is one object. */
+    b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"prompt\":\"\"}", &st);
+    ASSERT_TRUE(b && strstr(b, "\"done_reason\":\"load\""));
+    free(b);
+    b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"prompt\":\"\",\"keep_alive\":0}", &st);
+    ASSERT_TRUE(b && strstr(b, "\"done_reason\":\"unload\""));
+    free(b);
+    b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"prompt\":\"x [[dev:{\\\"n\\\":4}]]\",\"stream\":false}", &st);
+    cJSON *o = b ? cJSON_Parse(b) : NULL;
+    ASSERT_TRUE(o && cJSON_IsTrue(cJSON_GetObjectItem(o, "done")));
+    ASSERT_EQ_I64(rec_num(o, "eval_count"), 4);
+    cJSON_Delete(o);
+    free(b);
+    /* /api/show 404 for unknown models; /api/version; /api/tags. */
+    snprintf(url, sizeof url, "%s/api/show", g_main.url);
+    b = http_post_status(&r, url, "{\"model\":\"nope\"}", &st);
+    ASSERT_EQ_I64(st, 404);
+    free(b);
+    b = http_post_status(&r, url, "{\"model\":\"llama3.2\"}", &st);
+    ASSERT_EQ_I64(st, 200);
+    free(b);
+    /* SSE: role chunk with null content, a finish chunk with delta {}, usage, [DONE]. */
+    snprintf(url, sizeof url, "%s/v1/chat/completions", g_main.url);
+    b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"x [[dev:{\\\"n\\\":3}]]\"}],"
+                         "\"stream\":true,\"stream_options\":{\"include_usage\":true}}", &st);
+    ASSERT_EQ_I64(st, 200);
+    ASSERT_TRUE(b && strstr(b, "\"delta\":{\"role\":\"assistant\",\"content\":null}"));
+    ASSERT_TRUE(strstr(b, "\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\""));
+    ASSERT_TRUE(strstr(b, "\"choices\":[],\"usage\":{\"prompt_tokens\":"));
+    ASSERT_TRUE(strstr(b, "data: [DONE]\n\n") != NULL);
+    free(b);
+    /* Go-style escaping: < > & and U+2028 are \u-escaped on the wire. */
+    snprintf(url, sizeof url, "%s/api/chat", g_main.url);
+    b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":"
+                         "\"x [[dev:{\\\"tokens\\\":[\\\"<a&b>\\\",\\\"\\u2028\\\"],\\\"multi\\\":false}]]\"}]}", &st);
+    ASSERT_TRUE(b && strstr(b, "\\u003ca\\u0026b\\u003e") && strstr(b, "\\u2028"));
+    free(b);
+    run_free(&r);
+}
+
 /* ======================================================================================
  * Benchmarks (hidden modes)
  * ====================================================================================== */
@@ -1474,6 +1588,7 @@ static int run_tests(int argc, char **argv) {
         TEST_ENTRY(coalescing_policy),
         TEST_ENTRY(bad_params_rejected),
         TEST_ENTRY(free_with_generations_in_flight),
+        TEST_ENTRY(dev_llm_wire_fidelity),
     };
     return test_run_(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

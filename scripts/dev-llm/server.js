@@ -231,7 +231,8 @@ function parseTarget(t) {
 function route(conn, req) {
   const { path, query } = parseTarget(req.target);
   const m = req.method;
-  if (path === '/' && (m === 'GET' || m === 'HEAD')) return sendSimple(conn, 200, 'text/plain; charset=utf-8', 'Ollama is running', req.keep);
+  if (path === '/' && m === 'GET') return sendSimple(conn, 200, 'text/plain; charset=utf-8', 'Ollama is running', req.keep);
+  if (path === '/' && m === 'HEAD') return sendSimple(conn, 200, 'text/plain; charset=utf-8', '', req.keep);
   if (path === '/api/version' && m === 'GET') return sendJson(conn, 200, { version: '0.0.0-dev-llm' }, req.keep);
   if (path === '/api/tags' && m === 'GET') return sendJson(conn, 200, { models: [...models].map(tagEntry) }, req.keep);
   if (path === '/v1/models' && m === 'GET') {

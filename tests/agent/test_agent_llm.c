@@ -1419,6 +1419,95 @@ TEST(dev_llm_wire_fidelity) {
     run_free(&r);
 }
 
+/* common_http as the drivers use it: its own first-byte and idle timeouts (the drivers'
+ * timer normally fires first), and a cancel made from a timeout's on_done (watchdog path)
+ * closing the other connection at once. */
+typedef struct http_probe {
+    int done, err;
+    long status;
+    char detail[200];
+    common_http_req_t *cancel_me;
+    uint64_t cancel_ns;
+    uv_loop_t *stop;
+} http_probe_t;
+
+static void probe_done(common_http_req_t *req, const common_http_result_t *res, void *ud) {
+    http_probe_t *p = ud;
+    p->done = 1;
+    p->err = res->err;
+    p->status = res->status;
+    snprintf(p->detail, sizeof p->detail, "%s", res->detail);
+    if (p->cancel_me) {
+        p->cancel_ns = uv_hrtime();
+        common_http_cancel(p->cancel_me);
+        p->cancel_me = NULL;
+    }
+    if (p->stop) uv_stop(p->stop);
+}
+
+static int probe_data(common_http_req_t *req, const char *d, size_t n, void *ud) { return 0; }
+
+TEST(common_http_timeouts_and_cancel_from_watchdog) {
+    ASSERT_TRUE(servers_up());
+    run_t r;
+    run_init(&r, NULL);
+    char url[128], body[256], tagb[64];
+    snprintf(url, sizeof url, "%s/api/generate", g_main.url);
+    /* First byte: the model "loads" for 3 s. */
+    http_probe_t a = {0};
+    snprintf(body, sizeof body, "{\"model\":\"llama3.2\",\"prompt\":\"[[dev:{\\\"first_token_ms\\\":3000}]]\"}");
+    common_http_opts_t o = {.url = url, .body = body, .body_len = strlen(body), .stream = 1,
+                            .first_byte_timeout_ms = 200, .on_data = probe_data,
+                            .on_done = probe_done, .ud = &a};
+    ASSERT_TRUE(common_http_request(r.http, &o, NULL) != NULL);
+    run_until(&r, &a.done, 3000);
+    ASSERT_EQ_I64(a.err, COMMON_ETIMEDOUT);
+    ASSERT_TRUE(strstr(a.detail, "first-byte") != NULL);
+    /* Idle: two chunks, then a stall. */
+    http_probe_t b = {0};
+    snprintf(body, sizeof body, "{\"model\":\"llama3.2\",\"prompt\":\"[[dev:{\\\"fault\\\":\\\"stall\\\",\\\"after\\\":2,\\\"stall_ms\\\":3000}]]\"}");
+    o.body_len = strlen(body);
+    o.first_byte_timeout_ms = 2000;
+    o.idle_timeout_ms = 200;
+    o.ud = &b;
+    ASSERT_TRUE(common_http_request(r.http, &o, NULL) != NULL);
+    run_until(&r, &b.done, 3000);
+    ASSERT_EQ_I64(b.err, COMMON_ETIMEDOUT);
+    ASSERT_EQ_I64(b.status, 200);
+    ASSERT_TRUE(strstr(b.detail, "idle") != NULL);
+    /* Watchdog path: C (stalled after one chunk) is cancelled from D's timeout on_done. */
+    new_tag(tagb, sizeof tagb);
+    http_probe_t c = {0}, d = {0};
+    snprintf(body, sizeof body, "{\"model\":\"llama3.2\",\"prompt\":\"[[dev:{\\\"tag\\\":\\\"%s\\\",\\\"fault\\\":\\\"stall\\\",\\\"after\\\":1,\\\"stall_ms\\\":20000}]]\"}", tagb);
+    o.body_len = strlen(body);
+    o.idle_timeout_ms = 20000;
+    o.ud = &c;
+    common_http_req_t *creq = common_http_request(r.http, &o, NULL);
+    ASSERT_TRUE(creq != NULL);
+    run_until(&r, &c.done, 300);
+    snprintf(body, sizeof body, "{\"model\":\"llama3.2\",\"prompt\":\"[[dev:{\\\"first_token_ms\\\":5000}]]\"}");
+    o.body_len = strlen(body);
+    o.first_byte_timeout_ms = 150;
+    o.ud = &d;
+    d.cancel_me = creq;
+    d.stop = &r.loop;
+    ASSERT_TRUE(common_http_request(r.http, &o, NULL) != NULL);
+    for (int i = 0; i < 500 && !d.done; i++) uv_run(&r.loop, UV_RUN_ONCE);
+    ASSERT_EQ_I64(d.err, COMMON_ETIMEDOUT);
+    ASSERT_FALSE(c.done); /* cancelled: no callback */
+    usleep(100000);
+    run_t probe;
+    run_init(&probe, NULL);
+    cJSON *rec = server_record(&probe, &g_main, tagb, 1);
+    ASSERT_TRUE(rec != NULL);
+    double ms = (double)(int64_t)(rec_ns(cJSON_GetObjectItem(rec, "disconnect"), "at_ns") - d.cancel_ns) / 1e6;
+    fprintf(stderr, "    cancel from the watchdog's on_done: disconnect seen %.2f ms later\n", ms);
+    ASSERT_LE((long long)ms, 100);
+    cJSON_Delete(rec);
+    run_free(&probe);
+    run_free(&r);
+}
+
 /* ======================================================================================
  * Benchmarks (hidden modes)
  * ====================================================================================== */
@@ -1589,6 +1678,7 @@ static int run_tests(int argc, char **argv) {
         TEST_ENTRY(bad_params_rejected),
         TEST_ENTRY(free_with_generations_in_flight),
         TEST_ENTRY(dev_llm_wire_fidelity),
+        TEST_ENTRY(common_http_timeouts_and_cancel_from_watchdog),
     };
     return test_run_(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

@@ -1150,6 +1150,36 @@ TEST(cancel_closes_upstream_fast) {
     }
 }
 
+TEST(cancel_from_timer_discards_held_text) {
+    /* Cancel from outside any callback (a timer, stream idle between tokens), with text
+     * held by the coalescer: STOPPED, the held text is not delivered, upstream closed. */
+    ASSERT_TRUE(servers_up());
+    for (int b = 0; b < 2; b++) {
+        run_t r;
+        run_init(&r, NULL);
+        agent_llm_config_t c = base_cfg((agent_llm_backend_t)b, g_main.url);
+        c.coalesce_min_bytes = 1000;
+        c.coalesce_max_delay_ms = 0; /* only by size: everything is held */
+        ASSERT_OK(make_llm(&r, &c));
+        char tag[64], prompt[256];
+        new_tag(tag, sizeof tag);
+        snprintf(prompt, sizeof prompt, "slow [[dev:{\"tag\":\"%s\",\"token_ms\":40,\"n\":100}]]", tag);
+        ASSERT_TRUE(start_prompt(&r, prompt, 0) != NULL);
+        uv_timer_start(&r.cancel_timer, cancel_timer_cb, 300, 0);
+        run_until(&r, &r.ended, 5000);
+        ASSERT_EQ_U64(r.res.end, AGENT_LLM_STOPPED);
+        ASSERT_EQ_U64(r.ndeltas, 0);
+        ASSERT_GT(r.res.chunks, 2);
+        cJSON *rec = server_record(&r, &g_main, tag, 1);
+        ASSERT_TRUE(rec != NULL);
+        double ms = (double)(int64_t)(rec_ns(cJSON_GetObjectItem(rec, "disconnect"), "at_ns") - r.cancel_ns) / 1e6;
+        fprintf(stderr, "    %s: cancel from a timer, disconnect seen %.2f ms later\n", BK[b], ms);
+        ASSERT_LE((long long)ms, 100);
+        cJSON_Delete(rec);
+        run_free(&r);
+    }
+}
+
 TEST(cancel_from_another_on_end_closes_now) {
     /* Job A ends; its on_end cancels job B, which is stalled (no bytes flowing). B's
      * connection must close at once, not at B's next socket event. */
@@ -1672,6 +1702,7 @@ static int run_tests(int argc, char **argv) {
         TEST_ENTRY(model_check_and_pull),
         TEST_ENTRY(api_key_sent_checked_never_logged),
         TEST_ENTRY(cancel_closes_upstream_fast),
+        TEST_ENTRY(cancel_from_timer_discards_held_text),
         TEST_ENTRY(cancel_from_another_on_end_closes_now),
         TEST_ENTRY(queue_semantics_and_busy),
         TEST_ENTRY(coalescing_policy),

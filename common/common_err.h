@@ -62,6 +62,11 @@
     X(LLM_EMODEL, -300, "model not available")                                               \
     X(LLM_EBACKEND, -301, "LLM backend error")                                               \
     X(LLM_ETRUNCATED, -302, "LLM stream ended without a final message")                      \
+    X(LLM_EAUTH, -303, "LLM backend rejected the API key")                                   \
+    X(LLM_ECREDITS, -304, "LLM backend account has no credits")                              \
+    X(LLM_ERATELIMIT, -305, "LLM backend rate limit")                                        \
+    X(LLM_EBUSY, -306, "LLM backend busy")                                                   \
+    X(LLM_EBADREQ, -307, "LLM backend rejected the request")                                 \
     X(AGENT_ECAPACITY, -310, "no capacity")                                                  \
     X(PROTO_EUNKNOWN_TYPE, -400, "unknown message type")                                     \
     X(PROTO_EBAD_MESSAGE, -401, "invalid message")                                           \

@@ -197,13 +197,19 @@ static void socket_action(common_http_t *http, curl_socket_t fd, int events) {
     http->depth--;
     reap_cancelled(http);
     check_multi_info(http);
+    /* on_done callbacks may have cancelled other requests: close those connections now,
+     * not at their next socket event (a stalled upstream would never have one). */
+    reap_cancelled(http);
     http_maybe_finish_free(http);
 }
 
 static void poll_cb(uv_poll_t *p, int status, int events) {
     sock_ctx_t *s = p->data;
     int flags = 0;
-    if (status < 0) flags = CURL_CSELECT_ERR;
+    /* On an error (libuv reports POLLERR, e.g. after a peer's RST) let curl read too:
+     * with ERR alone curl fails the transfer without reading, dropping response bytes that
+     * arrived before the reset and are still queued in the socket. */
+    if (status < 0) flags = CURL_CSELECT_ERR | CURL_CSELECT_IN;
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
     socket_action(s->http, s->fd, flags);
@@ -302,6 +308,8 @@ static void watchdog_cb(uv_timer_t *t) {
         if (!next || d < next) next = d;
     }
     if (next) watchdog_arm(http, next);
+    /* Same as in socket_action: cancels made from the on_done callbacks above. */
+    reap_cancelled(http);
     http_maybe_finish_free(http);
 }
 

@@ -65,6 +65,7 @@ struct cashu_wallet {
     uint8_t sk[32];
     uint8_t pk[33];
     uint64_t timeout_ms, melt_timeout_ms;
+    int token_v3;
     size_t nmints;
     mintc_t mints[CASHU_WALLET_MAX_MINTS];
     struct op *ops; /* live ops, freed with the wallet */
@@ -1243,6 +1244,7 @@ int cashu_wallet_open(uv_loop_t *loop, common_http_t *http, const common_env_t *
     w->env = env;
     w->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 30000;
     w->melt_timeout_ms = opts->melt_timeout_ms ? opts->melt_timeout_ms : 600000;
+    w->token_v3 = opts->token_v3;
     int rc = common_db_open(opts->db_path, env, &w->db);
     if (!rc) rc = common_db_migrate(w->db, migrations, sizeof migrations / sizeof migrations[0], env);
     if (rc) goto fail;
@@ -1521,7 +1523,7 @@ static int bundle_token(cashu_wallet_t *w, const char *mint, int64_t bundle, cha
     sqlite3_finalize(st);
     common_buf_t b = {0};
     if (!rc && t.nproofs == 0) rc = COMMON_ENOTFOUND;
-    if (!rc) rc = cashu_token_encode_v4(&t, 1, &b);
+    if (!rc) rc = w->token_v3 ? cashu_token_encode_v3(&t, &b) : cashu_token_encode_v4(&t, 1, &b);
     for (size_t i = 0; i < t.nproofs; i++) free(t.proofs[i].secret);
     free(t.proofs);
     if (rc) {
@@ -1620,8 +1622,27 @@ int cashu_wallet_mark_sent(cashu_wallet_t *w, int64_t bundle_id) {
 /* ------------------------------------------------------------------------------------------ */
 /* incoming tokens: offline verification */
 
+/* own_ok: a proof we sent ourselves (state sent/reserved) may come back (receive only). */
+static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_t *pol,
+                           mintc_t **mc_out, int need_lock, int own_ok);
+
 static int verify_token(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_t *pol,
                         mintc_t **mc_out, int need_lock) {
+    return verify_token_ex(w, t, pol, mc_out, need_lock, 0);
+}
+
+static int proof_state(cashu_wallet_t *w, const char *y, char *out, size_t cap) {
+    sqlite3_stmt *st;
+    out[0] = 0;
+    if (db_query(w, &st, "SELECT state FROM proofs WHERE y=?", "t", y)) return COMMON_EDB;
+    int found = sqlite3_step(st) == SQLITE_ROW;
+    if (found) snprintf(out, cap, "%s", col_text(st, 0));
+    sqlite3_finalize(st);
+    return found;
+}
+
+static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_t *pol,
+                           mintc_t **mc_out, int need_lock, int own_ok) {
     if (strcmp(t->unit, "sat") != 0) return CASHU_EUNIT;
     if (pol && pol->mints) {
         int ok = 0;
@@ -1648,12 +1669,9 @@ static int verify_token(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_
         char y[67];
         if (cashu_proof_Y(p, Y)) return CASHU_EBAD_TOKEN;
         common_hex_encode(Y, 33, y);
-        sqlite3_stmt *st;
-        int seen = 0;
-        if (db_query(w, &st, "SELECT 1 FROM proofs WHERE y=?", "t", y) == 0) {
-            seen = sqlite3_step(st) == SQLITE_ROW;
-            sqlite3_finalize(st);
-        }
+        char pst[16];
+        int seen = proof_state(w, y, pst, sizeof pst) == 1;
+        if (seen && own_ok && (!strcmp(pst, "sent") || !strcmp(pst, "reserved"))) seen = 0;
         for (size_t j = 0; j < i && !seen; j++) seen = strcmp(t->proofs[j].secret, p->secret) == 0;
         if (seen) return CASHU_EREPLAY;
         cashu_p2pk_t pk;
@@ -1786,7 +1804,7 @@ static void receive_loaded(op_t *op, int err) {
     int rc = cashu_token_decode(ra->token, strlen(ra->token), &t);
     if (rc) return op_finish(op, CASHU_EBAD_TOKEN, NULL);
     mintc_t *mc = NULL;
-    rc = verify_token(w, &t, ra->has_pol ? &ra->pol : NULL, &mc, 0);
+    rc = verify_token_ex(w, &t, ra->has_pol ? &ra->pol : NULL, &mc, 0, 1);
     if (rc) {
         cashu_token_free(&t);
         return op_finish(op, rc, NULL);
@@ -1798,7 +1816,9 @@ static void receive_loaded(op_t *op, int err) {
             char y[67];
             cashu_proof_Y(&t.proofs[i], Y);
             common_hex_encode(Y, 33, y);
-            rc = proof_insert(w, mc->url, &t.proofs[i], y, "incoming", 0, 0);
+            char pst[16];
+            if (proof_state(w, y, pst, sizeof pst) != 1) /* else: our own sent proof coming back */
+                rc = proof_insert(w, mc->url, &t.proofs[i], y, "incoming", 0, 0);
             if (!rc) rc = op_add_input(op, &t.proofs[i]);
             if (!rc) rc = sign_if_locked(w, &op->ins[op->nin - 1]);
         }
@@ -2045,6 +2065,58 @@ int cashu_wallet_melt(cashu_wallet_t *w, const char *mint, const char *bolt11, c
 
 static void recover_next(op_t *op);
 
+/* After the journal: learn which of our sent proofs the receivers have claimed (NUT-07), so
+ * "sent" only counts sats that may still come back. One checkstate per mint (≤ max inputs). */
+static void sent_refresh(op_t *op);
+
+static void sent_checked(void *ud, const cashu_mint_resp_t *r) {
+    op_t *op = ud;
+    cashu_wallet_t *w = op->w;
+    if (!r->err) {
+        const cJSON *states = cJSON_GetObjectItemCaseSensitive(r->json, "states"), *s;
+        int rc = db_begin(w);
+        cJSON_ArrayForEach(s, states) {
+            const cJSON *y = cJSON_GetObjectItemCaseSensitive(s, "Y");
+            const cJSON *st = cJSON_GetObjectItemCaseSensitive(s, "state");
+            if (!rc && cJSON_IsString(y) && cJSON_IsString(st) && strcmp(st->valuestring, "SPENT") == 0)
+                rc = db_run(w, "UPDATE proofs SET state='spent' WHERE y=? AND state='sent'", "t", y->valuestring);
+        }
+        if (rc) db_rollback(w);
+        else db_commit(w);
+    } else if (!op->res.err) {
+        op->res.err = r->err;
+    }
+    sent_refresh(op);
+}
+
+static void sent_refresh(op_t *op) {
+    cashu_wallet_t *w = op->w;
+    /* mints are visited in url order; op->request holds the last one checked */
+    sqlite3_stmt *st;
+    char url[CASHU_MINT_URL_MAX + 1] = "";
+    if (db_query(w, &st, "SELECT DISTINCT mint FROM proofs WHERE state='sent' AND mint > ? ORDER BY mint LIMIT 1", "t",
+                 op->request) == 0) {
+        if (sqlite3_step(st) == SQLITE_ROW) snprintf(url, sizeof url, "%s", col_text(st, 0));
+        sqlite3_finalize(st);
+    }
+    if (!url[0]) {
+        op->idx = op->nrec; /* done */
+        return recover_next(op);
+    }
+    snprintf(op->request, sizeof op->request, "%s", url);
+    mintc_t *mc = mint_get(w, url, 1);
+    if (!mc || db_query(w, &st, "SELECT y FROM proofs WHERE mint=? AND state='sent' LIMIT ?", "ti", url,
+                        (int64_t)mc->max_inputs))
+        return sent_refresh(op);
+    cJSON *body = cJSON_CreateObject();
+    cJSON *ys = cJSON_AddArrayToObject(body, "Ys");
+    while (sqlite3_step(st) == SQLITE_ROW) cJSON_AddItemToArray(ys, cJSON_CreateString(col_text(st, 0)));
+    sqlite3_finalize(st);
+    int rc = cashu_mint_post(mc->api, "/v1/checkstate", body, 0, sent_checked, op);
+    cJSON_Delete(body);
+    if (rc) sent_refresh(op);
+}
+
 static void recover_one_done(rec_t *r, int err) {
     op_t *op = r->parent;
     op_t *tmp = r->op;
@@ -2063,7 +2135,7 @@ static void recover_one_done(rec_t *r, int err) {
 
 static void recover_next(op_t *op) {
     cashu_wallet_t *w = op->w;
-    while (op->idx < op->nrec) {
+    while (!op->step && op->idx < op->nrec) {
         int64_t id = op->rec_ids[op->idx++];
         rec_t *r = calloc(1, sizeof *r);
         op_t *tmp = calloc(1, sizeof *tmp);
@@ -2090,6 +2162,10 @@ static void recover_next(op_t *op) {
         /* keysets are needed to unblind restored signatures: use the cache (loaded at mint_get) */
         rec_start(r);
         return;
+    }
+    if (!op->step) {
+        op->step = 1;
+        return sent_refresh(op);
     }
     int err = op->res.err;
     op->res.err = 0;

@@ -44,6 +44,7 @@ typedef struct cashu_wallet_opts {
     const char *key_path;     /* P2PK private key file (created 0600 if missing) */
     uint64_t timeout_ms;      /* per mint request, 0: 30 000 */
     uint64_t melt_timeout_ms; /* 0: 600 000 */
+    int token_v3;             /* 1: prepared tokens as cashuA (full ids); default cashuB (short ids) */
 } cashu_wallet_opts_t;
 
 typedef struct cashu_balance {

@@ -24,6 +24,7 @@ static const common_opt_t opts[] = {
     {"json", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL, "print results as one JSON object"},
     {"lock", NULL, COMMON_OPT_STR, NULL, 0, 0, "PUBKEY", "send: P2PK-lock to this 33-byte hex key"},
     {"locktime", NULL, COMMON_OPT_U64, "0", 0, 0, "S", "send: locktime, seconds from now (or a unix time ≥ 1e9); refund key = ours"},
+    {"format", NULL, COMMON_OPT_STR, "v4", 0, 0, "V", "send: token format v4 (cashuB) or v3 (cashuA)"},
     {"count", NULL, COMMON_OPT_U64, "1", 1, 1000, "N", "send: prepare N tokens of AMOUNT in one swap"},
     {"wait", NULL, COMMON_OPT_U64, "600", 0, 86400, "S", "mint: wait at most S seconds for payment"},
     {"no-qr", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL, "mint: do not draw the invoice as a QR code"},
@@ -116,7 +117,9 @@ static void print_result(app_t *a, const cashu_result_t *r) {
 
 static void finish(app_t *a, const cashu_result_t *r) {
     print_result(a, r);
+    fflush(stdout);
     a->exit_code = exit_for(r->err);
+    uv_stop(a->loop); /* idle keep-alive connections must not keep the process waiting */
 }
 
 static void draw_qr(const char *text) {
@@ -223,6 +226,7 @@ static int need_amount(app_t *a, uint64_t *amt) {
 static void fail_now(app_t *a, int rc) {
     fprintf(stderr, "dvm-wallet %s: %s\n", a->cmd, common_strerror(rc));
     a->exit_code = exit_for(rc);
+    uv_stop(a->loop);
 }
 
 static void run_command(app_t *a) {
@@ -363,7 +367,9 @@ int main(int argc, char **argv) {
     common_env_default(&a.env, a.loop, &log);
     a.http = common_http_new(a.loop, &a.env, &rc);
     if (a.http) {
-        cashu_wallet_opts_t wo = {.db_path = dbp, .key_path = keyp, .timeout_ms = common_cfg_u64(&cfg, "timeout")};
+        const char *fmt = common_cfg_str(&cfg, "format");
+        cashu_wallet_opts_t wo = {.db_path = dbp, .key_path = keyp, .timeout_ms = common_cfg_u64(&cfg, "timeout"),
+                                  .token_v3 = fmt && !strcmp(fmt, "v3")};
         rc = cashu_wallet_open(a.loop, a.http, &a.env, &wo, &a.w);
     }
     if (rc) {

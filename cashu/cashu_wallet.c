@@ -196,7 +196,7 @@ static int keyset_store(cashu_wallet_t *w, const char *mint, const cashu_keyset_
     int rc = db_run(w,
                     "INSERT INTO keysets(mint,id,unit,active,fee_ppk,final_expiry,keys) "
                     "VALUES(?,?,?,?,?,?,?) ON CONFLICT(mint,id) DO UPDATE SET active=excluded.active",
-                    "ttiiuut", mint, ks->id, ks->unit, (int64_t)ks->active, ks->input_fee_ppk,
+                    "tttiuut", mint, ks->id, ks->unit, (int64_t)ks->active, ks->input_fee_ppk,
                     ks->final_expiry, s);
     free(s);
     return rc;
@@ -350,7 +350,7 @@ static void op_free(op_t *op) {
     }
     if (op->outs) sodium_memzero(op->outs, op->nout * sizeof *op->outs);
     free(op->outs);
-    for (size_t i = 0; i < op->ntokens; i++) free(op->tokens[i]);
+    for (size_t i = 0; op->tokens && i < op->ntokens; i++) free(op->tokens[i]);
     free(op->tokens);
     free(op->bundle_ids);
     free(op->rec_ids);
@@ -387,7 +387,7 @@ static void deliver(uv_timer_t *t) {
     op_unlink(op);
     op->res.detail = op->detail[0] ? op->detail : (op->res.err ? common_strerror(op->res.err) : "ok");
     op->res.tokens = op->tokens;
-    op->res.ntokens = op->ntokens;
+    op->res.ntokens = op->tokens ? op->ntokens : 0;
     op->res.bundle_ids = op->bundle_ids;
     if (op->quote[0]) op->res.quote = op->quote;
     if (op->request[0]) op->res.request = op->request;
@@ -994,6 +994,7 @@ static void after_rec_inline(rec_t *r, int err) {
         return;
     }
     if (err == CASHU_ESPENT) snprintf(op->detail, sizeof op->detail, "proofs already spent (mint code 11001)");
+    if (err == 0) snprintf(op->detail, sizeof op->detail, "applied by the mint; outputs recovered with restore");
     cont(op, err); /* 0: the mint had applied it and we recovered the outputs */
 }
 
@@ -1671,7 +1672,8 @@ static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_poli
         common_hex_encode(Y, 33, y);
         char pst[16];
         int seen = proof_state(w, y, pst, sizeof pst) == 1;
-        if (seen && own_ok && (!strcmp(pst, "sent") || !strcmp(pst, "reserved"))) seen = 0;
+        if (seen && own_ok && (!strcmp(pst, "sent") || !strcmp(pst, "reserved") || !strcmp(pst, "incoming")))
+            seen = 0; /* ours: coming back, or recorded earlier and not claimed yet */
         for (size_t j = 0; j < i && !seen; j++) seen = strcmp(t->proofs[j].secret, p->secret) == 0;
         if (seen) return CASHU_EREPLAY;
         cashu_p2pk_t pk;

@@ -9,6 +9,7 @@ fi
 WALLET=$build/cashu/dvm-wallet
 TS=$root/tests/interop/cashu/ts.mjs
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cashu-interop.XXXXXX")
+export CASHU_TMP=$tmp
 mint_pids=()
 passed=0; failed=0
 cleanup() { for p in "${mint_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"; }
@@ -41,7 +42,22 @@ for k in sys.argv[1].split("."):
     v = v[int(k)] if isinstance(v,list) else v.get(k)
 print("" if v is None else v)' "$1"; }
 bal() { w "$1" balance --mint "$2" | jget "$3"; }
-held() { # unspent+reserved+incoming+pending of a wallet
-  w "$1" balance --mint "$2" | python3 -c 'import json,sys;d=json.load(sys.stdin);print(d["unspent"]+d["reserved"]+d["incoming"]+d["pending"])'; }
+held() { # unspent+reserved+sent+incoming+pending of a wallet ('sent' = handed out, not known claimed)
+  w "$1" balance --mint "$2" | python3 -c 'import json,sys;d=json.load(sys.stdin);print(d["unspent"]+d["reserved"]+d["sent"]+d["incoming"]+d["pending"])'; }
+# held_union DIR...: sats of distinct proofs (by Y) that some wallet holds as unspent, reserved,
+# sent, incoming or pending — a proof handed from one wallet to another is counted once.
+held_union() {
+  python3 - "$@" <<'PY'
+import sqlite3, sys, os
+seen = {}
+for d in sys.argv[1:]:
+    p = os.path.join(os.environ["CASHU_TMP"], d, "wallet.sqlite")
+    if not os.path.exists(p): continue
+    c = sqlite3.connect(p)
+    for y, a, st in c.execute("select y, amount, state from proofs"):
+        if st in ("unspent", "reserved", "sent", "incoming", "pending"): seen[y] = a
+print(sum(seen.values()))
+PY
+}
 mint_state() { curl -s "$1/dev/state" | jget "$2"; }
 fault() { curl -s -X POST -H 'content-type: application/json' -d "{\"mode\":\"$2\",\"path\":\"$3\",\"count\":${4:-1}}" "$1/dev/fault" >/dev/null; }

@@ -1706,6 +1706,23 @@ static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_poli
     return 0;
 }
 
+int cashu_wallet_verify_offline(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,
+                                uint64_t *amount, size_t *nproofs) {
+    if (!policy || !token) return COMMON_EINVAL;
+    cashu_token_t t;
+    int rc = cashu_token_decode(token, strlen(token), &t);
+    if (rc) return rc == COMMON_ENOMEM ? rc : CASHU_EBAD_TOKEN;
+    mintc_t *mc = NULL;
+    rc = verify_token(w, &t, policy, &mc, policy->require_lock);
+    if (!rc && !policy->require_lock && !policy->require_dleq) rc = COMMON_EINVAL;
+    uint64_t sum = 0;
+    if (!rc) rc = cashu_token_amount(&t, &sum);
+    if (!rc && amount) *amount = sum;
+    if (!rc && nproofs) *nproofs = t.nproofs;
+    cashu_token_free(&t);
+    return rc;
+}
+
 int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,
                                 uint64_t *amount) {
     if (!policy || !token) return COMMON_EINVAL;

@@ -113,7 +113,8 @@ int cashu_wallet_prepare(cashu_wallet_t *w, const char *mint, size_t n, uint64_t
 int cashu_wallet_mark_sent(cashu_wallet_t *w, int64_t bundle_id);
 
 /**
- * @brief Verify an incoming token offline under @p policy and, if it passes, record its
+ * @brief Verify an incoming token offline under @p policy (borrowed for the call; for
+ * cashu_wallet_receive it must stay valid until the callback) and, if it passes, record its
  * proofs as incoming (this also records each Y, so a replay is refused). No mint contact.
  * @return 0 (and *amount), CASHU_EBAD_TOKEN, CASHU_EUNIT, CASHU_EMINT_NOT_ACCEPTED,
  * CASHU_EKEYSET (keyset unknown: call load_mint first), CASHU_EREPLAY, CASHU_ENOT_LOCKED,
@@ -121,6 +122,11 @@ int cashu_wallet_mark_sent(cashu_wallet_t *w, int64_t bundle_id);
  */
 int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token,
                                 const cashu_policy_t *policy, uint64_t *amount);
+
+/** @brief The same checks as cashu_wallet_accept_offline without recording anything (the
+ *  replay check only reads the store). *nproofs (may be NULL) = proofs in the token. */
+int cashu_wallet_verify_offline(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,
+                                uint64_t *amount, size_t *nproofs);
 
 /** @brief Receive a token by swapping it at once (online, final): checks as offline (no lock
  *  required; DLEQ verified when present), then one swap; witnesses signed if locked to us. */

@@ -108,5 +108,6 @@ w $A refund --mint $M >/dev/null
 w $B claim --mint $M >/dev/null
 totals_exact "final"
 
+check "no sanitizer report from any wallet run" sanitizer_clean
 echo "cashu-crash: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -120,5 +120,6 @@ scenario() {
 
 scenario 0
 scenario 100
+check "no sanitizer report from any wallet run" sanitizer_clean
 echo "cashu: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -12,6 +12,9 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/cashu-interop.XXXXXX")
 export CASHU_TMP=$tmp
 mint_pids=()
 passed=0; failed=0
+sanitizer_clean() { # no ASan/UBSan report from any wallet run
+  if grep -q "Sanitizer\|runtime error" "$tmp/stderr.log" 2>/dev/null; then
+    grep -m5 -A5 "Sanitizer\|runtime error" "$tmp/stderr.log"; return 1; fi; return 0; }
 cleanup() { for p in "${mint_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -34,7 +37,7 @@ start_mint() {
 }
 
 # w DIR args... : run the C wallet with a data dir (JSON output)
-w() { local d=$1; shift; "$WALLET" --data-dir "$tmp/$d" --json "$@"; }
+w() { local d=$1; shift; "$WALLET" --data-dir "$tmp/$d" --json "$@" 2>>"$tmp/stderr.log"; }
 jget() { python3 -c 'import json,sys
 d=json.loads(sys.stdin.read().strip().splitlines()[-1])
 v=d

@@ -1291,6 +1291,16 @@ void cashu_wallet_free(cashu_wallet_t *w) {
 
 const uint8_t *cashu_wallet_pubkey(const cashu_wallet_t *w) { return w->pk; }
 
+int cashu_wallet_add_keyset(cashu_wallet_t *w, const char *mint, const cashu_keyset_t *ks, int nut11) {
+    int rc = cashu_keyset_verify_id(ks);
+    if (rc) return rc;
+    mintc_t *mc = mint_get(w, mint, 1);
+    if (!mc) return COMMON_EINVAL;
+    if ((rc = mint_add_keyset(mc, ks))) return rc;
+    mc->nut11 = nut11;
+    return keyset_store(w, mc->url, ks);
+}
+
 int cashu_wallet_balance(cashu_wallet_t *w, const char *mint, cashu_balance_t *out) {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st;

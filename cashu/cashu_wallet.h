@@ -87,6 +87,11 @@ void cashu_wallet_free(cashu_wallet_t *w);
 /** @brief Our P2PK public key (33 bytes): the lock key for payments to us and refund key. */
 const uint8_t *cashu_wallet_pubkey(const cashu_wallet_t *w);
 
+/** @brief Pin a keyset of @p mint (id re-derived and checked) without asking the mint, with
+ *  whether the mint enforces NUT-11. For tests and providers that pin keysets in advance. */
+struct cashu_keyset;
+int cashu_wallet_add_keyset(cashu_wallet_t *w, const char *mint, const struct cashu_keyset *ks, int nut11);
+
 /** @brief Balance over all mints (@p mint NULL) or one mint. */
 int cashu_wallet_balance(cashu_wallet_t *w, const char *mint, cashu_balance_t *out);
 

@@ -336,7 +336,14 @@ struct op {
     size_t nrec;
     uv_timer_t timer;
     int finished;
+    /* in-flight helper contexts owned by this op (freed with it if the wallet is freed early) */
+    struct post_ctx *live_pc;
+    struct load_ctx *live_lc;
+    struct rec *live_rec;
 };
+
+static void live_free(op_t *op);
+static void tmp_op_free(op_t *tmp);
 
 static void op_free(op_t *op) {
     for (size_t i = 0; i < op->nin; i++) cashu_proof_free(&op->ins[i]);
@@ -355,6 +362,7 @@ static void op_free(op_t *op) {
     free(op->bundle_ids);
     free(op->rec_ids);
     free(op->token);
+    live_free(op);
     free(op);
 }
 
@@ -979,13 +987,8 @@ static void after_rec_inline(rec_t *r, int err) {
     post_ctx_t *pc = r->parent;
     op_t *op = pc->op;
     op_cont cont = pc->cont;
-    for (size_t i = 0; i < r->op->nin; i++) cashu_proof_free(&r->op->ins[i]);
-    op_t *tmp = r->op;
-    free(tmp->ins);
-    free(tmp->in_y);
-    for (size_t i = 0; i < tmp->nout; i++) free(tmp->outs[i].secret);
-    free(tmp->outs);
-    free(tmp);
+    tmp_op_free(r->op);
+    op->live_pc = NULL;
     free(pc);
     if (err == COMMON_EAGAIN || err == CASHU_EMINT_UNREACHABLE) {
         snprintf(op->detail, sizeof op->detail,
@@ -1030,6 +1033,7 @@ static void post_done(void *ud, const cashu_mint_resp_t *r) {
             if (!rc && bad) LOG_WARN(LOGP(w), MOD, "%d signatures without a valid DLEQ", bad);
         }
         op_cont cont = pc->cont;
+        op->live_pc = NULL;
         free(pc);
         cont(op, rc);
         return;
@@ -1045,6 +1049,7 @@ static void post_done(void *ud, const cashu_mint_resp_t *r) {
     if (!r->ambiguous && r->err == CASHU_EMINT && r->mint_code != 11003 && r->mint_code != 11002) {
         int rc = op_revert(w, op->id, op->detail);
         op_cont cont = pc->cont;
+        op->live_pc = NULL;
         free(pc);
         cont(op, rc ? rc : r->err);
         return;
@@ -1054,6 +1059,7 @@ static void post_done(void *ud, const cashu_mint_resp_t *r) {
     op_t *tmp = calloc(1, sizeof *tmp);
     if (!tmp) {
         op_cont cont = pc->cont;
+        op->live_pc = NULL;
         free(pc);
         cont(op, COMMON_ENOMEM);
         return;
@@ -1099,6 +1105,7 @@ static void op_post(op_t *op, const char *path, cJSON *body, int kind, const cha
         return;
     }
     pc->op = op;
+    op->live_pc = pc;
     pc->cont = cont;
     pc->amount = amount;
     pc->fee = fee;
@@ -1106,6 +1113,7 @@ static void op_post(op_t *op, const char *path, cJSON *body, int kind, const cha
     rc = cashu_mint_post(op->mc->api, path, body, kind == 2, post_done, pc);
     cJSON_Delete(body);
     if (rc) {
+        op->live_pc = NULL;
         free(pc);
         (void)op_revert(op->w, op->id, "request not sent");
         cont(op, rc);
@@ -1135,6 +1143,7 @@ static void load_finish(load_ctx_t *lc, int err) {
     op_t *op = lc->op;
     op_cont cont = lc->cont;
     cJSON_Delete(lc->keysets);
+    op->live_lc = NULL;
     free(lc);
     if (!err) op->mc->loaded = 1;
     cont(op, err);
@@ -1225,10 +1234,43 @@ static void ensure_mint(op_t *op, op_cont cont) {
     }
     lc->op = op;
     lc->cont = cont;
+    op->live_lc = lc;
     int rc = cashu_mint_get(op->mc->api, "/v1/info", load_info_done, lc);
     if (rc) {
+        op->live_lc = NULL;
         free(lc);
         cont(op, rc);
+    }
+}
+
+/* A temporary op rebuilt from the journal (recovery): inputs, outputs and itself. */
+static void tmp_op_free(op_t *tmp) {
+    if (!tmp) return;
+    for (size_t i = 0; i < tmp->nin; i++) cashu_proof_free(&tmp->ins[i]);
+    free(tmp->ins);
+    free(tmp->in_y);
+    for (size_t i = 0; i < tmp->nout; i++) free(tmp->outs[i].secret);
+    free(tmp->outs);
+    free(tmp);
+}
+
+static void live_free(op_t *op) {
+    if (op->live_pc) {
+        tmp_op_free(op->live_pc->rec.op);
+        free(op->live_pc->rec.in_state);
+        free(op->live_pc);
+        op->live_pc = NULL;
+    }
+    if (op->live_lc) {
+        cJSON_Delete(op->live_lc->keysets);
+        free(op->live_lc);
+        op->live_lc = NULL;
+    }
+    if (op->live_rec) {
+        tmp_op_free(op->live_rec->op);
+        free(op->live_rec->in_state);
+        free(op->live_rec);
+        op->live_rec = NULL;
     }
 }
 
@@ -2148,13 +2190,8 @@ static void sent_refresh(op_t *op) {
 
 static void recover_one_done(rec_t *r, int err) {
     op_t *op = r->parent;
-    op_t *tmp = r->op;
-    for (size_t i = 0; i < tmp->nin; i++) cashu_proof_free(&tmp->ins[i]);
-    free(tmp->ins);
-    free(tmp->in_y);
-    for (size_t i = 0; i < tmp->nout; i++) free(tmp->outs[i].secret);
-    free(tmp->outs);
-    free(tmp);
+    tmp_op_free(r->op);
+    op->live_rec = NULL;
     free(r);
     if (!err || err == CASHU_ESPENT || err == CASHU_EMINT) op->res.recovered++; /* resolved */
     else if (err == COMMON_EAGAIN) op->amount2++;                              /* still open */
@@ -2187,6 +2224,7 @@ static void recover_next(op_t *op) {
         r->op = tmp;
         r->parent = op;
         r->done = recover_one_done;
+        op->live_rec = r;
         snprintf(r->kind, sizeof r->kind, "%s", kind);
         /* keysets are needed to unblind restored signatures: use the cache (loaded at mint_get) */
         rec_start(r);

@@ -164,4 +164,29 @@ TEST(bad_inputs) {
     close_wallet(&f);
 }
 
-TEST_MAIN(TEST_ENTRY(accept_offline_policy), TEST_ENTRY(bad_inputs))
+static void must_not_run(void *ud, const cashu_result_t *r) {
+    (void)r;
+    *(int *)ud = 1;
+}
+
+static void record(void *ud, const cashu_result_t *r) { *(int *)ud = r->err; }
+
+TEST(free_in_flight_and_unreachable) {
+    /* freeing the wallet with requests in flight: no callback, no leak (ASan checks) */
+    fixture_t f;
+    int called = 0;
+    ASSERT_OK(open_wallet(&f, NULL));
+    ASSERT_OK(cashu_wallet_load_mint(f.w, "http://127.0.0.1:9", must_not_run, &called));
+    ASSERT_OK(cashu_wallet_claim(f.w, "http://127.0.0.1:9", must_not_run, &called));
+    close_wallet(&f);
+    ASSERT_EQ_I64(called, 0);
+    /* an unreachable mint is reported as such (port 9: discard, normally closed) */
+    ASSERT_OK(open_wallet(&f, NULL));
+    int err = 1;
+    ASSERT_OK(cashu_wallet_mint_quote(f.w, "http://127.0.0.1:9", 10, record, &err));
+    for (int i = 0; i < 200 && err == 1; i++) uv_run(&f.loop, UV_RUN_ONCE);
+    ASSERT_EQ_I64(err, CASHU_EMINT_UNREACHABLE);
+    close_wallet(&f);
+}
+
+TEST_MAIN(TEST_ENTRY(accept_offline_policy), TEST_ENTRY(bad_inputs), TEST_ENTRY(free_in_flight_and_unreachable))

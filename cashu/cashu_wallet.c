@@ -467,7 +467,8 @@ static int op_add_outputs(op_t *op, uint64_t amount, const char *role, int64_t b
     uint64_t parts[128];
     int n = cashu_split_amount(ks, amount, parts, 128);
     if (n < 0) return n;
-    if (op->nout + (size_t)n > CASHU_MAX_OUTPUTS) return COMMON_ETOOBIG;
+    if (op->nout + (size_t)n > CASHU_MAX_OUTPUTS || op->nout + (size_t)n > op->mc->max_inputs)
+        return COMMON_ETOOBIG; /* the mint's per-request cap applies to outputs too */
     out_spec_t *no = realloc(op->outs, (op->nout + (size_t)n) * sizeof *no);
     if (!no) return COMMON_ENOMEM;
     op->outs = no;
@@ -2162,11 +2163,13 @@ static void sent_checked(void *ud, const cashu_mint_resp_t *r) {
 
 static void sent_refresh(op_t *op) {
     cashu_wallet_t *w = op->w;
-    /* mints are visited in url order; op->request holds the last one checked */
+    /* (mint, y) order; op->request = mint and op->quote = last Y of the previous batch */
     sqlite3_stmt *st;
     char url[CASHU_MINT_URL_MAX + 1] = "";
-    if (db_query(w, &st, "SELECT DISTINCT mint FROM proofs WHERE state='sent' AND mint > ? ORDER BY mint LIMIT 1", "t",
-                 op->request) == 0) {
+    if (db_query(w, &st,
+                 "SELECT mint FROM proofs WHERE state='sent' AND (mint > ?1 OR (mint = ?1 AND y > ?2)) "
+                 "ORDER BY mint, y LIMIT 1",
+                 "tt", op->request, op->quote) == 0) {
         if (sqlite3_step(st) == SQLITE_ROW) snprintf(url, sizeof url, "%s", col_text(st, 0));
         sqlite3_finalize(st);
     }
@@ -2174,14 +2177,20 @@ static void sent_refresh(op_t *op) {
         op->idx = op->nrec; /* done */
         return recover_next(op);
     }
+    if (strcmp(url, op->request) != 0) op->quote[0] = 0; /* a new mint: from its first Y */
     snprintf(op->request, sizeof op->request, "%s", url);
     mintc_t *mc = mint_get(w, url, 1);
-    if (!mc || db_query(w, &st, "SELECT y FROM proofs WHERE mint=? AND state='sent' LIMIT ?", "ti", url,
-                        (int64_t)mc->max_inputs))
+    if (!mc || db_query(w, &st, "SELECT y FROM proofs WHERE mint=? AND state='sent' AND y > ? ORDER BY y LIMIT ?",
+                        "tti", url, op->quote, (int64_t)mc->max_inputs)) {
+        snprintf(op->quote, sizeof op->quote, "~"); /* skip this mint */
         return sent_refresh(op);
+    }
     cJSON *body = cJSON_CreateObject();
     cJSON *ys = cJSON_AddArrayToObject(body, "Ys");
-    while (sqlite3_step(st) == SQLITE_ROW) cJSON_AddItemToArray(ys, cJSON_CreateString(col_text(st, 0)));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        cJSON_AddItemToArray(ys, cJSON_CreateString(col_text(st, 0)));
+        snprintf(op->quote, sizeof op->quote, "%s", col_text(st, 0));
+    }
     sqlite3_finalize(st);
     int rc = cashu_mint_post(mc->api, "/v1/checkstate", body, 0, sent_checked, op);
     cJSON_Delete(body);

@@ -1673,6 +1673,24 @@ int cashu_wallet_mark_sent(cashu_wallet_t *w, int64_t bundle_id) {
     return db_commit(w);
 }
 
+int cashu_wallet_release(cashu_wallet_t *w, int64_t bundle_id) {
+    sqlite3_stmt *st;
+    int rc = db_query(w, &st, "SELECT COUNT(*) FROM proofs WHERE bundle=? AND state='reserved' AND lock_key IS NOT NULL",
+                      "i", bundle_id);
+    if (rc) return rc;
+    int locked = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+    sqlite3_finalize(st);
+    if (locked) return COMMON_ESTATE; /* locked to someone else: only the refund path frees it */
+    if ((rc = db_begin(w))) return rc;
+    rc = db_run(w, "UPDATE proofs SET state='unspent', bundle=NULL WHERE bundle=? AND state='reserved'", "i", bundle_id);
+    if (!rc) rc = db_run(w, "UPDATE bundles SET state='released' WHERE id=? AND state='ready'", "i", bundle_id);
+    if (rc) {
+        db_rollback(w);
+        return rc;
+    }
+    return db_commit(w);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* incoming tokens: offline verification */
 

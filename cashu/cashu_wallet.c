@@ -850,9 +850,21 @@ static void rec_resolve(rec_t *r) {
 
 static void rec_after_quote(void *ud, const cashu_mint_resp_t *resp) {
     rec_t *r = ud;
+    if (resp->err && !resp->ambiguous && resp->err == CASHU_EMINT && resp->mint_code) {
+        /* the mint does not know the quote (e.g. 20007 expired): nothing was issued to us */
+        int rc = op_revert(r->w, r->op->id, "quote refused by the mint");
+        return rec_finish(r, rc ? rc : CASHU_EMINT);
+    }
     if (resp->err) return rec_finish(r, resp->err);
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(resp->json, "state");
     const char *state = cJSON_IsString(s) ? s->valuestring : "";
+    uint64_t expiry = 0;
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(resp->json, "expiry");
+    if (strcmp(state, "UNPAID") == 0 && ex && cashu_json_u64(ex, &expiry) == 0 && expiry &&
+        expiry < now_unix(r->w)) {
+        int rc = op_revert(r->w, r->op->id, "quote expired unpaid");
+        return rec_finish(r, rc ? rc : CASHU_EMINT);
+    }
     if (strcmp(state, "PAID") == 0 && r->op->nout == 0) {
         uint64_t amount;
         if (cashu_json_u64(cJSON_GetObjectItemCaseSensitive(resp->json, "amount"), &amount) || !amount)

@@ -2056,8 +2056,13 @@ int cashu_wallet_refund(cashu_wallet_t *w, const char *mint, cashu_wallet_cb cb,
 /* ------------------------------------------------------------------------------------------ */
 /* melt */
 
+int cashu_wallet_release(cashu_wallet_t *w, int64_t bundle_id);
+
 static void melt_paid(op_t *op, int err) {
     if (!err) op->res.amount = op->amount;
+    /* a definite failure: the exact-amount proofs become spendable again */
+    if (err && err != CASHU_EMINT_UNREACHABLE && op->bundle_ids)
+        (void)cashu_wallet_release(op->w, op->bundle_ids[0]);
     op_finish(op, err, NULL);
 }
 

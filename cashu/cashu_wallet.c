@@ -1770,7 +1770,8 @@ static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_poli
                 return CASHU_ENOT_LOCKED;
             if (need_lock) {
                 uint64_t min = pol ? pol->min_locktime : 0;
-                if (!pk.has_locktime || pk.locktime < now + min) return CASHU_ENOT_LOCKED;
+                /* no locktime = locked to us for ever, which is at least as good */
+                if (pk.has_locktime && pk.locktime < now + min) return CASHU_ENOT_LOCKED;
             }
             if (!mc->nut11) return CASHU_ENOT_LOCKED; /* a mint without NUT-11 ignores locks */
         }

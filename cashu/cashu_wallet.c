@@ -1831,7 +1831,6 @@ int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token, const cash
                              "tuii", mc->url, sum, (int64_t)common_unix_ms(w->env), (int64_t)common_unix_ms(w->env));
         if (rc) db_rollback(w);
         else rc = db_commit(w);
-        if (rc == COMMON_EDB) rc = CASHU_EREPLAY; /* unique Y raced */
     }
     if (!rc && amount) *amount = sum;
     cashu_token_free(&t);
@@ -1929,7 +1928,7 @@ static void receive_loaded(op_t *op, int err) {
         else rc = db_commit(w);
     }
     cashu_token_free(&t);
-    if (rc) return op_finish(op, rc == COMMON_EDB ? CASHU_EREPLAY : rc, NULL);
+    if (rc) return op_finish(op, rc, NULL);
     uint64_t sum = ins_sum(op), fee = ins_fee(op);
     if (sum <= fee) return op_finish(op, CASHU_EFUNDS, "token worth less than the fee");
     if ((rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL))) return op_finish(op, rc, NULL);

@@ -69,6 +69,15 @@ typedef struct sock_ctx {
 
 static void http_maybe_finish_free(common_http_t *http);
 
+/* An idle client must not keep the loop alive: connections curl keeps for reuse and its
+ * timers are unreferenced while no request is pending, and referenced again on the next. */
+static void http_set_ref(common_http_t *http, int on) {
+    void (*f)(uv_handle_t *) = on ? uv_ref : uv_unref;
+    f((uv_handle_t *)&http->curl_timer);
+    f((uv_handle_t *)&http->watchdog);
+    for (sock_ctx_t *s = http->socks; s; s = s->next) f((uv_handle_t *)&s->poll);
+}
+
 static uint64_t now_ms(common_http_t *http) {
     uv_update_time(http->loop);
     return uv_now(http->loop);
@@ -109,6 +118,7 @@ static void req_destroy(common_http_req_t *r) {
     if (r->next) r->next->prev = r->prev;
     http->pending--;
     free(r);
+    if (http->pending == 0 && !http->free_requested) http_set_ref(http, 0);
 }
 
 static int map_curl(CURLcode c) {
@@ -260,6 +270,7 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
             return -1;
         }
         s->poll.data = s;
+        if (http->pending == 0) uv_unref((uv_handle_t *)&s->poll);
         s->next = http->socks;
         if (http->socks) http->socks->prev = s;
         http->socks = s;
@@ -474,7 +485,7 @@ common_http_req_t *common_http_request(common_http_t *http, const common_http_op
     r->next = http->reqs;
     if (http->reqs) http->reqs->prev = r;
     http->reqs = r;
-    http->pending++;
+    if (http->pending++ == 0) http_set_ref(http, 1);
 
     CURL *e = r->easy;
     curl_easy_setopt(e, CURLOPT_URL, opts->url);
@@ -493,6 +504,12 @@ common_http_req_t *common_http_request(common_http_t *http, const common_http_op
         curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
     else
         curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    if (r->o.stream || r->o.no_reuse) {
+        /* libcurl silently re-sends a request whose reused keep-alive connection turned
+         * out dead; a fresh connection, closed afterwards, makes that impossible. */
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
     for (const char *const *h = opts->headers; h && *h; h++) {
         struct curl_slist *nl = curl_slist_append(r->hdrs, *h);
         if (!nl) goto fail;

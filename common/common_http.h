@@ -15,6 +15,10 @@
  *  - common_http_cancel may be called from inside on_response/on_data; it closes the
  *    connection at once (a cancelled transfer's connection is never reused).
  *
+ * Loop liveness: while no request is pending, the client holds no reference on the loop
+ * (kept-alive connections and timers are unreferenced), so uv_run returns when the
+ * program's own work is done.
+ *
  * Timeouts: connect (TCP+TLS), first byte (request sent → first response byte, long for
  * model loads), idle (gap between response bytes), total. Size: max_body bounds the
  * response body in both modes; past it the request fails with COMMON_ETOOBIG.
@@ -54,7 +58,11 @@ typedef struct common_http_opts {
     uint64_t idle_timeout_ms;       /* 0: 30 000 */
     uint64_t total_timeout_ms;      /* 0: none */
     size_t max_body;                /* 0: 16 MiB */
-    int stream;                     /* 1: body goes to on_data as it arrives */
+    int stream;   /* 1: body goes to on_data as it arrives (always on a fresh connection,
+                     closed afterwards) */
+    int no_reuse; /* 1: fresh connection, closed afterwards. libcurl silently re-sends a
+                     request whose reused keep-alive connection turned out dead: use this
+                     for requests that must never run twice */
     /** Called once when the status line and headers are complete (optional). */
     void (*on_response)(common_http_req_t *req, long status, void *ud);
     /** Streaming mode: a piece of the body. Return 0, or a negative code to fail the

@@ -29,6 +29,8 @@ struct srv {
     uv_tcp_t listener;
     int port;
     int conns_open;
+    int conns_total;           /* connections accepted */
+    int unref;                 /* do not keep the loop alive (liveness tests) */
     uint64_t client_closed_at; /* uv_now when a streaming client hung up */
     int saw_body_len;
 };
@@ -151,6 +153,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     if (c->in.len < head + body_len) return;
     sscanf(req, "%*s %63s", c->path);
     respond(c, req + head, body_len);
+    /* Keep-alive: a plain response leaves the connection ready for the next request. */
+    int plain = !strcmp(c->path, "/hello") || !strcmp(c->path, "/echo") || !strcmp(c->path, "/404");
+    if (plain && !c->closing) {
+        common_buf_consume(&c->in, head + body_len);
+        c->responded = 0;
+    }
 }
 
 static void on_conn(uv_stream_t *l, int status) {
@@ -161,6 +169,11 @@ static void on_conn(uv_stream_t *l, int status) {
     uv_timer_init(l->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
     srv->conns_open++;
+    srv->conns_total++;
+    if (srv->unref) {
+        uv_unref((uv_handle_t *)&c->tcp);
+        uv_unref((uv_handle_t *)&c->timer);
+    }
     if (uv_accept(l, (uv_stream_t *)&c->tcp) == 0)
         uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
     else
@@ -208,6 +221,7 @@ typedef struct {
     int cancel_after_chunks;
     common_http_req_t *req;
     uint64_t cancelled_at;
+    int no_stop; /* on_done leaves the loop running */
 } fx_t;
 
 static void guard_cb(uv_timer_t *t) {
@@ -247,7 +261,7 @@ static void on_done(common_http_req_t *req, const common_http_result_t *res, voi
     fx->done_at = uv_now(&fx->loop);
     snprintf(fx->detail, sizeof fx->detail, "%s", res->detail ? res->detail : "");
     if (res->body) common_buf_append(&fx->body, res->body, res->body_len);
-    uv_stop(&fx->loop);
+    if (!fx->no_stop) uv_stop(&fx->loop);
 }
 
 static void on_response(common_http_req_t *req, long status, void *ud) {
@@ -487,7 +501,52 @@ TEST(bad_arguments) {
     ASSERT_OK(fx_finish(&fx));
 }
 
-TEST_MAIN(TEST_ENTRY(buffered_get), TEST_ENTRY(status_404_is_not_a_transport_error),
+TEST(idle_client_does_not_keep_the_loop_alive) {
+    fx_t fx;
+    fx_init(&fx);
+    fx.no_stop = 1;
+    fx.srv.unref = 1;
+    uv_unref((uv_handle_t *)&fx.srv.listener);
+    common_http_opts_t o = {0};
+    get(&fx, "/hello", &o);
+    /* The server keeps the connection open; uv_run must still return once the request is
+     * done, because the client's kept-alive connection no longer holds the loop. */
+    uint64_t t0 = uv_now(&fx.loop);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    ASSERT_EQ_I64(fx.done_calls, 1);
+    ASSERT_OK(fx.err);
+    ASSERT_LE(uv_now(&fx.loop) - t0, 2000); /* not the 10 s guard */
+    /* The kept connection is still usable: a second request reuses it. */
+    get(&fx, "/hello", &o);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    ASSERT_EQ_I64(fx.done_calls, 2);
+    ASSERT_EQ_I64(fx.srv.conns_total, 1);
+    ASSERT_OK(fx_finish(&fx));
+}
+
+TEST(streaming_and_no_reuse_requests_use_fresh_connections) {
+    fx_t fx;
+    fx_init(&fx);
+    common_http_opts_t o = {.stream = 1, .on_data = on_data};
+    get(&fx, "/stream", &o);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    get(&fx, "/stream", &o);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    ASSERT_EQ_I64(fx.done_calls, 2);
+    ASSERT_EQ_I64(fx.srv.conns_total, 2);
+    common_http_opts_t p = {.no_reuse = 1, .body = "x", .body_len = 1};
+    get(&fx, "/echo", &p);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    get(&fx, "/echo", &p);
+    uv_run(&fx.loop, UV_RUN_DEFAULT);
+    ASSERT_EQ_I64(fx.done_calls, 4);
+    ASSERT_EQ_I64(fx.srv.conns_total, 4);
+    ASSERT_OK(fx_finish(&fx));
+}
+
+TEST_MAIN(TEST_ENTRY(idle_client_does_not_keep_the_loop_alive),
+          TEST_ENTRY(streaming_and_no_reuse_requests_use_fresh_connections),
+          TEST_ENTRY(buffered_get), TEST_ENTRY(status_404_is_not_a_transport_error),
           TEST_ENTRY(post_body_and_headers), TEST_ENTRY(streaming_delivers_pieces_as_they_arrive),
           TEST_ENTRY(cancel_mid_stream_closes_connection_at_once),
           TEST_ENTRY(cancel_from_outside_a_callback), TEST_ENTRY(first_byte_timeout),

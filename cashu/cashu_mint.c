@@ -129,6 +129,9 @@ static int start(cashu_mint_t *m, const char *method, const char *path, const ch
         .idle_timeout_ms = t,
         .total_timeout_ms = t,
         .max_body = CASHU_MINT_MAX_BODY,
+        /* A POST changes state at the mint: never let libcurl re-send it on its own. The
+         * journal resolves an unclear outcome; a silent second send would only muddle it. */
+        .no_reuse = body != NULL,
         .on_done = on_done,
         .ud = c,
     };

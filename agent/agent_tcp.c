@@ -83,7 +83,7 @@ int agent_parse_hostport(const char *s, char *host, size_t hostcap, uint16_t *po
     }
     if (hl + 1 > hostcap) return COMMON_EINVAL;
     uint64_t p;
-    if (common_parse_u64(colon + 1, 1, 65535, &p)) return COMMON_EINVAL;
+    if (common_parse_u64(colon + 1, 0, 65535, &p)) return COMMON_EINVAL;
     memcpy(host, h, hl);
     host[hl] = '\0';
     *port = (uint16_t)p;

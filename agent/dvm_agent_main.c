@@ -1,29 +1,328 @@
 /* SPDX-License-Identifier: MIT */
-/* dvm-agent: placeholder until issue #9 lands. It parses its options and prints --help, and says
- * plainly that it does nothing yet. */
-#include "common/common_prog.h"
-
+/* dvm-agent: the provider. Sells LLM output chunk by chunk for Cashu on the kind's topic
+ * (Hyperswarm discovery lands with the swarm module) and on --listen host:port (secret-stream
+ * over TCP). See agent/README.md and dvm-protocol.md. */
+#include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "agent/agent_gen.h"
+#include "agent/agent_ledger.h"
+#include "agent/agent_llm.h"
+#include "agent/agent_pay.h"
+#include "agent/agent_qr.h"
+#include "agent/agent_server.h"
+#include "agent/agent_tcp.h"
+#include "common/common_err.h"
+#include "common/common_fs.h"
+#include "common/common_http.h"
+#include "common/common_prog.h"
+#include "dht/dht_identity.h"
+#include "protocol/proto_joinlink.h"
+
+#define AGENT_VERSION "swarmdvm-0.1"
 
 static const common_opt_t opts[] = {
     COMMON_OPTS_STANDARD,
+    {"kind", "DVM_KIND", COMMON_OPT_U64, "5100", 0, PROTO_MAX_KIND, "N", "job kind served"},
+    {"agent", "AGENT", COMMON_OPT_STR, "dvm-agent", 0, 0, "NAME",
+     "agent name (logs, join link, data directory)"},
+    {"ollama-url", NULL, COMMON_OPT_STR, NULL, 0, 0, "URL", "alias of --llm-url"},
+    AGENT_LLM_OPTS,
+    {"max-jobs", "MAX_JOBS", COMMON_OPT_U64, "3", 1, 100000, "N", "concurrent jobs (capacity slots)"},
+    {"sats-per-chunk", "SATS_PER_CHUNK", COMMON_OPT_U64, "1", 1, 1000000, "N", "price of one chunk"},
+    {"chunks-per-payment", "CHUNKS_PER_PAYMENT", COMMON_OPT_U64, "10", 1, 100000, "N",
+     "chunks unlocked per payment cycle"},
+    {"payment-timeout", "PAYMENT_TIMEOUT", COMMON_OPT_U64, "30000", 1, 86400000, "MS",
+     "wait for a payment before ending the job"},
+    {"mint", "CASHU_MINT_URL", COMMON_OPT_LIST, "https://nofee.testnut.cashu.space", 0, 0, "URL",
+     "accepted mint (repeatable; env: comma-separated)"},
+    {"accept-unlocked", "ACCEPT_UNLOCKED", COMMON_OPT_STR, "swap", 0, 0, "POLICY",
+     "plain (unlocked) tokens: swap (with the mint, default), peek (offline, provider's risk), reject"},
+    {"min-locktime", "MIN_LOCKTIME", COMMON_OPT_U64, "3600", 60, 31536000, "S",
+     "locked payments must stay locked this long"},
+    {"max-input", "MAX_INPUT", COMMON_OPT_U64, "65536", 1, 1048576, "BYTES", "longest prompt accepted"},
+    {"listen", "DVM_LISTEN", COMMON_OPT_STR, NULL, 0, 0, "HOST:PORT",
+     "also accept secret-stream connections over TCP (tests, LAN; bind 127.0.0.1 for local use)"},
+    {"sub-kind", "SUB_KIND", COMMON_OPT_U64, NULL, 0, PROTO_MAX_KIND, "N",
+     "pipeline: delegate to this kind first (not implemented yet)"},
+    {"sub-budget", "SUB_BUDGET", COMMON_OPT_U64, "50", 0, PROTO_MAX_INT, "SATS", "pipeline budget"},
+    {"budget", NULL, COMMON_OPT_U64, NULL, 0, PROTO_MAX_INT, "SATS", "alias of --sub-budget"},
+    {"sub-batch-size", "SUB_BATCH_SIZE", COMMON_OPT_U64, "500", 1, 1048576, "CHARS",
+     "pipeline batch size"},
+    {"max-sats-per-chunk", "MAX_SATS_PER_CHUNK", COMMON_OPT_U64, "5", 1, PROTO_MAX_INT, "N",
+     "pipeline: highest price accepted as a sub-customer"},
+    {"stats", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL,
+     "print jobs, chunks, sats earned / claimed / pending from agent.db and exit"},
+    {"qr", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL, "print the join link as a QR code"},
+    {"qr-svg", NULL, COMMON_OPT_STR, NULL, 0, 0, "FILE", "write the join link's QR code as SVG"},
+    {"no-llm-check", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL, "skip the model check at start"},
 };
+
+typedef struct app {
+    uv_loop_t *loop;
+    common_log_t *log;
+    common_env_t env;
+    agent_server_t *srv;
+    dht_tcp_server_t *tcp;
+    uv_signal_t sigint, sigterm;
+    int stopping;
+    common_http_t *http;
+    agent_llm_t *llm;
+    agent_pay_t pay;
+    agent_ledger_t *ledger;
+    uv_timer_t grace;
+} app_t;
+
+static void on_idle(void *ud) {
+    app_t *a = ud;
+    LOG_INFO(a->log, "agent", "all jobs ended; closing connections");
+    agent_server_close_all(a->srv);
+    /* no generation is left: release the LLM client so its idle HTTP connections close */
+    agent_llm_free(a->llm);
+    a->llm = NULL;
+    common_http_free(a->http);
+    a->http = NULL;
+    uv_timer_stop(&a->grace);
+    uv_close((uv_handle_t *)&a->grace, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+}
+
+static void on_grace(uv_timer_t *t) {
+    app_t *a = t->data;
+    LOG_WARN(a->log, "agent", "jobs did not end in time; dropping connections");
+    agent_server_close_all(a->srv);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+    app_t *a = s->data;
+    if (a->stopping) {
+        LOG_WARN(a->log, "agent", "second signal: exiting now");
+        exit(1);
+    }
+    a->stopping = 1;
+    LOG_INFO(a->log, "agent", "%s: stopping (no new jobs; running jobs get their result)",
+             signum == SIGINT ? "SIGINT" : "SIGTERM");
+    if (a->tcp) {
+        dht_tcp_server_close(a->tcp);
+        a->tcp = NULL;
+    }
+    uv_timer_start(&a->grace, on_grace, 10000, 0);
+    agent_server_shutdown(a->srv, on_idle, a);
+}
+
+static void on_check(void *ud, int err, const char *message) {
+    app_t *a = ud;
+    if (err) LOG_WARN(a->log, "agent", "LLM check: %s", message);
+    else LOG_INFO(a->log, "agent", "LLM ready: %s", message ? message : "ok");
+}
+
+static int print_stats(agent_ledger_t *l, agent_pay_t *pay) {
+    agent_ledger_stats_t st;
+    if (agent_ledger_stats(l, &st)) return 1;
+    uint64_t claimed = 0, pending = 0;
+    pay->ops->totals(pay->self, &claimed, &pending);
+    printf("jobs %llu\njobs_paid %llu\njobs_open %llu\nchunks %llu\nsats_earned %llu\n"
+           "sats_claimed %llu\nsats_pending %llu\npayments %s\n",
+           (unsigned long long)st.jobs, (unsigned long long)st.jobs_paid,
+           (unsigned long long)st.jobs_open, (unsigned long long)st.chunks,
+           (unsigned long long)st.sats_received, (unsigned long long)claimed,
+           (unsigned long long)pending, pay->name);
+    return 0;
+}
 
 int main(int argc, char **argv) {
     static const common_prog_desc_t desc = {
         .name = "dvm-agent",
         .usage = "dvm-agent [options]",
         .description =
-            "Provider: sells LLM output chunk by chunk for Cashu on the kind's Hyperswarm "
-            "topic.\n\nNOT IMPLEMENTED YET: this build only parses options (issue #9).",
+            "Provider: sells LLM output chunk by chunk for Cashu (dvm-protocol.md). Serves "
+            "connections on --listen HOST:PORT (secret-stream over TCP). Hyperswarm topic "
+            "discovery (sha256(\"2020117-dvm-kind-<kind>\")) is not wired yet in this build.",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
+        .epilog = "Signals: SIGINT/SIGTERM stop accepting, end running jobs with their result, "
+                  "claim, exit 0.\nExit status: 0 ok, 1 failure, 2 usage error.",
     };
     common_cfg_t cfg;
     common_log_t log;
     int code;
     if (common_prog_start(&desc, argc, argv, &cfg, &log, &code)) return code;
-    fprintf(stderr, "dvm-agent: not implemented yet (issue #9); nothing was done.\n");
+    app_t a;
+    memset(&a, 0, sizeof a);
+    a.log = &log;
+    int rc = COMMON_EXIT_USAGE;
+    char err[256];
+    const char *name = common_cfg_str(&cfg, "agent");
+    uint32_t kind = (uint32_t)common_cfg_u64(&cfg, "kind");
+    agent_unlocked_policy_t pol;
+    dht_keypair_t kp;
+    memset(&kp, 0, sizeof kp);
+    char *const *mints;
+    size_t nmints = common_cfg_list(&cfg, "mint", &mints);
+    if (cfg.npos) {
+        fprintf(stderr, "dvm-agent: unexpected argument '%s' (see --help)\n", cfg.pos[0]);
+        goto out;
+    }
+    if (agent_unlocked_policy_parse(common_cfg_str(&cfg, "accept-unlocked"), &pol)) {
+        fprintf(stderr, "dvm-agent: --accept-unlocked: expected swap, peek or reject\n");
+        goto out;
+    }
+    if (common_cfg_source(&cfg, "sub-kind") != COMMON_SRC_NONE) {
+        fprintf(stderr, "dvm-agent: --sub-kind (pipeline delegation) is not implemented yet\n");
+        goto out;
+    }
+    if (nmints == 0 || nmints > PROTO_MAX_MINTS) {
+        fprintf(stderr, "dvm-agent: --mint: give 1..%d mint URLs\n", PROTO_MAX_MINTS);
+        goto out;
+    }
+    char datadir[1024];
+    rc = COMMON_EXIT_INTERNAL;
+    int e = common_datadir(common_cfg_str(&cfg, "data-dir"), name, datadir, sizeof datadir);
+    if (e) {
+        fprintf(stderr, "dvm-agent: data directory: %s\n", common_strerror(e));
+        goto out;
+    }
+    a.loop = uv_default_loop();
+    common_env_default(&a.env, a.loop, &log);
+    if ((e = dht_identity_load_or_create(datadir, &a.env, &kp, NULL))) {
+        fprintf(stderr, "dvm-agent: identity in %s: %s\n", datadir, common_strerror(e));
+        goto out;
+    }
+    char dbpath[1200];
+    common_path_join(dbpath, sizeof dbpath, datadir, "agent.db");
+    a.ledger = agent_ledger_open(dbpath, &a.env, &e);
+    if (!a.ledger) {
+        fprintf(stderr, "dvm-agent: %s: %s\n", dbpath, common_strerror(e));
+        goto out;
+    }
+    uint64_t orphans = 0;
+    agent_ledger_close_orphans(a.ledger, &orphans);
+    if (orphans) LOG_WARN(&log, "agent", "%llu job(s) left open by a crash closed as 'crashed'",
+                          (unsigned long long)orphans);
+    /* Payments. No wallet is linked in this build yet: every payment is refused, openly. */
+    agent_pay_unavailable(a.loop, &a.pay);
+    if (common_cfg_bool(&cfg, "stats")) {
+        rc = print_stats(a.ledger, &a.pay);
+        goto out;
+    }
+    /* join link + QR */
+    char link[512];
+    if (proto_joinlink_format(kind, kp.pk, name, link, sizeof link) == 0) {
+        uint8_t topic[32];
+        char th[65];
+        proto_topic(kind, topic);
+        common_hex_encode(topic, 32, th);
+        printf("topic %s\njoin %s\n", th, link);
+        if (common_cfg_bool(&cfg, "qr")) {
+            agent_qr_t qr;
+            common_buf_t b = {0};
+            if (!agent_qr_encode(link, &qr) && !agent_qr_render_text(&qr, 0, &b))
+                fwrite(b.data, 1, b.len, stdout);
+            agent_qr_free(&qr);
+            common_buf_free(&b);
+        }
+        const char *svg = common_cfg_str(&cfg, "qr-svg");
+        if (svg && (e = agent_qr_write_svg(link, svg))) {
+            fprintf(stderr, "dvm-agent: --qr-svg %s: %s\n", svg, common_strerror(e));
+            goto out;
+        }
+    }
+    /* LLM */
+    agent_llm_config_t lc;
+    if (agent_llm_config_from_cfg(&cfg, &lc, err, sizeof err)) {
+        fprintf(stderr, "dvm-agent: %s\n", err);
+        rc = COMMON_EXIT_USAGE;
+        goto out;
+    }
+    if (common_cfg_str(&cfg, "ollama-url") && common_cfg_source(&cfg, "llm-url") != COMMON_SRC_FLAG)
+        lc.base_url = common_cfg_str(&cfg, "ollama-url"); /* §8 spelling; --llm-url wins */
+    a.http = common_http_new(a.loop, &a.env, &e);
+    if (a.http) a.llm = agent_llm_new(a.loop, a.http, &a.env, &lc, &e);
+    if (!a.llm) {
+        fprintf(stderr, "dvm-agent: LLM backend: %s\n", common_strerror(e));
+        goto out;
+    }
+    if (!common_cfg_bool(&cfg, "no-llm-check"))
+        agent_llm_check(a.llm, common_cfg_bool(&cfg, "pull"), stderr, on_check, &a);
+    agent_gen_t gen;
+    agent_gen_llm(a.llm, &gen);
+    /* server */
+    agent_server_cfg_t sc;
+    memset(&sc, 0, sizeof sc);
+    sc.job.kind = kind;
+    sc.job.sats_per_chunk = common_cfg_u64(&cfg, "sats-per-chunk");
+    sc.job.chunks_per_payment = common_cfg_u64(&cfg, "chunks-per-payment");
+    sc.job.payment_timeout_ms = common_cfg_u64(&cfg, "payment-timeout");
+    sc.job.max_input = (size_t)common_cfg_u64(&cfg, "max-input");
+    sc.job.mints = (const char *const *)mints;
+    sc.job.n_mints = nmints;
+    sc.job.pubkey = NULL; /* locked payments need the wallet's key: not linked yet */
+    sc.job.min_locktime_s = common_cfg_u64(&cfg, "min-locktime");
+    sc.max_jobs = (uint32_t)common_cfg_u64(&cfg, "max-jobs");
+    sc.unlocked = pol;
+    sc.model = lc.model;
+    sc.version = AGENT_VERSION;
+    a.srv = agent_server_new(a.loop, &a.env, &sc, &gen, &a.pay, a.ledger, &e);
+    if (!a.srv) {
+        fprintf(stderr, "dvm-agent: %s\n", common_strerror(e));
+        goto out;
+    }
+    const char *listen = common_cfg_str(&cfg, "listen");
+    if (!listen) {
+        fprintf(stderr, "dvm-agent: nothing to serve on: give --listen HOST:PORT "
+                        "(Hyperswarm topic discovery is not wired yet in this build)\n");
+        rc = COMMON_EXIT_USAGE;
+        goto out;
+    }
+    char host[256];
+    uint16_t port;
+    if (agent_parse_hostport(listen, host, sizeof host, &port)) {
+        fprintf(stderr, "dvm-agent: --listen: expected HOST:PORT, got '%s'\n", listen);
+        rc = COMMON_EXIT_USAGE;
+        goto out;
+    }
+    a.tcp = agent_tcp_listen(a.loop, &a.env, &kp, host, port, a.srv, &e);
+    if (!a.tcp) {
+        fprintf(stderr, "dvm-agent: --listen %s: %s\n", listen, common_strerror(e));
+        goto out;
+    }
+    printf("listening %s:%u\n", host, dht_tcp_server_port(a.tcp));
+    printf("payments %s\n", a.pay.name);
+    fflush(stdout);
+    LOG_WARN(&log, "agent", "payments: no wallet is linked in this build; every payment is "
+                            "refused and no job can be paid yet");
+    uv_timer_init(a.loop, &a.grace);
+    a.grace.data = &a;
+    uv_signal_init(a.loop, &a.sigint);
+    uv_signal_init(a.loop, &a.sigterm);
+    a.sigint.data = a.sigterm.data = &a;
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    signal(SIGPIPE, SIG_IGN);
+    uv_run(a.loop, UV_RUN_DEFAULT);
+    /* the loop ends once connections, timers and signals are closed */
+    agent_server_stats_t st;
+    agent_server_get_stats(a.srv, &st);
+    LOG_INFO(&log, "agent", "stopped: %llu jobs, %llu chunks, %llu sats verified",
+             (unsigned long long)st.jobs_total, (unsigned long long)st.chunks_sent,
+             (unsigned long long)st.sats_verified);
+    rc = 0;
+out:
+    if (a.srv) agent_server_free(a.srv);
+    if (a.llm) agent_llm_free(a.llm);
+    if (a.http) common_http_free(a.http);
+    if (a.pay.ops) a.pay.ops->close(a.pay.self);
+    if (a.ledger) agent_ledger_close(a.ledger);
+    if (a.loop) {
+        uv_run(a.loop, UV_RUN_NOWAIT);
+        uv_loop_close(a.loop);
+    }
+    sodium_memzero(&kp, sizeof kp);
     common_cfg_free(&cfg);
-    return 1;
+    return rc;
 }

@@ -29,7 +29,11 @@
  * the env (all must outlive it). Config strings are copied (the API key into memory wiped on
  * free). A generation handle is owned by the library and is valid from agent_llm_start until
  * on_end returns. agent_llm_free cancels every generation and check WITHOUT callbacks; run the
- * loop once more afterwards so timers can close.
+ * loop once more afterwards so timers can close. Do not call agent_llm_free from inside this
+ * library's callbacks (defer it to the next loop turn).
+ *
+ * A generation that ended is never reused: its connection is closed at the end (done lines
+ * are acted on at once; the connection is not kept for another job).
  *
  * Secrets: the API key is sent only as "Authorization: Bearer" and is never logged or put in
  * a message (messages name the base URL and model only).

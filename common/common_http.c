@@ -206,7 +206,10 @@ static void socket_action(common_http_t *http, curl_socket_t fd, int events) {
 static void poll_cb(uv_poll_t *p, int status, int events) {
     sock_ctx_t *s = p->data;
     int flags = 0;
-    if (status < 0) flags = CURL_CSELECT_ERR;
+    /* On an error (libuv reports POLLERR, e.g. after a peer's RST) let curl read too:
+     * with ERR alone curl fails the transfer without reading, dropping response bytes that
+     * arrived before the reset and are still queued in the socket. */
+    if (status < 0) flags = CURL_CSELECT_ERR | CURL_CSELECT_IN;
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
     socket_action(s->http, s->fd, flags);

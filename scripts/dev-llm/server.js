@@ -231,7 +231,8 @@ function parseTarget(t) {
 function route(conn, req) {
   const { path, query } = parseTarget(req.target);
   const m = req.method;
-  if (path === '/' && (m === 'GET' || m === 'HEAD')) return sendSimple(conn, 200, 'text/plain; charset=utf-8', 'Ollama is running', req.keep);
+  if (path === '/' && m === 'GET') return sendSimple(conn, 200, 'text/plain; charset=utf-8', 'Ollama is running', req.keep);
+  if (path === '/' && m === 'HEAD') return sendSimple(conn, 200, 'text/plain; charset=utf-8', '', req.keep);
   if (path === '/api/version' && m === 'GET') return sendJson(conn, 200, { version: '0.0.0-dev-llm' }, req.keep);
   if (path === '/api/tags' && m === 'GET') return sendJson(conn, 200, { models: [...models].map(tagEntry) }, req.keep);
   if (path === '/v1/models' && m === 'GET') {
@@ -584,6 +585,11 @@ class Gen {
     this.t1 = nowNs();
     loaded.add(this.b.model);
     if (!this.streaming) return this.whole();
+    // fault at after:-1: before any byte (no status line, no headers).
+    if ((this.d.fault === 'rst' || this.d.fault === 'fin') && this.d.after === -1) {
+      this.rec.text_at_fault = '';
+      return this.abort(this.d.fault, () => (this.d.fault === 'rst' ? this.conn.sock.resetAndDestroy() : this.conn.sock.end()));
+    }
     if (this.api === 'openai') this.emitRole();
     this.step();
   }

@@ -13,6 +13,8 @@
 #include "agent/agent_ledger.h"
 #include "agent/agent_llm.h"
 #include "agent/agent_pay.h"
+#include "agent/agent_pay_cashu.h"
+#include "cashu/cashu_wallet.h"
 #include "agent/agent_qr.h"
 #include "agent/agent_server.h"
 #include "agent/agent_tcp.h"
@@ -74,18 +76,39 @@ typedef struct app {
     agent_llm_t *llm;
     agent_pay_t pay;
     agent_ledger_t *ledger;
-    uv_timer_t grace;
+    cashu_wallet_t *wallet;
+    uv_timer_t grace, fin;
+    uint64_t fin_start;
+    int pay_closed;
 } app_t;
+
+static void on_fin(uv_timer_t *t) {
+    app_t *a = t->data;
+    uint64_t waited = uv_now(a->loop) - a->fin_start;
+    if (a->wallet && agent_pay_cashu_claiming(&a->pay) && waited < 15000) return; /* claims */
+    if (a->wallet && agent_pay_cashu_claiming(&a->pay))
+        LOG_WARN(a->log, "agent", "claims still pending; they are retried at the next start");
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    a->pay.ops->close(a->pay.self);
+    a->pay_closed = 1;
+    agent_llm_free(a->llm);
+    a->llm = NULL;
+    if (a->wallet) {
+        cashu_wallet_free(a->wallet);
+        a->wallet = NULL;
+    }
+    common_http_free(a->http);
+    a->http = NULL;
+}
 
 static void on_idle(void *ud) {
     app_t *a = ud;
     LOG_INFO(a->log, "agent", "all jobs ended; closing connections");
     agent_server_close_all(a->srv);
-    /* no generation is left: release the LLM client so its idle HTTP connections close */
-    agent_llm_free(a->llm);
-    a->llm = NULL;
-    common_http_free(a->http);
-    a->http = NULL;
+    /* no job is left: wait for the claims, then release the wallet and the HTTP clients */
+    a->fin_start = uv_now(a->loop);
+    uv_timer_start(&a->fin, on_fin, 0, 50);
     uv_timer_stop(&a->grace);
     uv_close((uv_handle_t *)&a->grace, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
@@ -119,20 +142,6 @@ static void on_check(void *ud, int err, const char *message) {
     app_t *a = ud;
     if (err) LOG_WARN(a->log, "agent", "LLM check: %s", message);
     else LOG_INFO(a->log, "agent", "LLM ready: %s", message ? message : "ok");
-}
-
-static int print_stats(agent_ledger_t *l, agent_pay_t *pay) {
-    agent_ledger_stats_t st;
-    if (agent_ledger_stats(l, &st)) return 1;
-    uint64_t claimed = 0, pending = 0;
-    pay->ops->totals(pay->self, &claimed, &pending);
-    printf("jobs %llu\njobs_paid %llu\njobs_open %llu\nchunks %llu\nsats_earned %llu\n"
-           "sats_claimed %llu\nsats_pending %llu\npayments %s\n",
-           (unsigned long long)st.jobs, (unsigned long long)st.jobs_paid,
-           (unsigned long long)st.jobs_open, (unsigned long long)st.chunks,
-           (unsigned long long)st.sats_received, (unsigned long long)claimed,
-           (unsigned long long)pending, pay->name);
-    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -204,10 +213,34 @@ int main(int argc, char **argv) {
     agent_ledger_close_orphans(a.ledger, &orphans);
     if (orphans) LOG_WARN(&log, "agent", "%llu job(s) left open by a crash closed as 'crashed'",
                           (unsigned long long)orphans);
-    /* Payments. No wallet is linked in this build yet: every payment is refused, openly. */
-    agent_pay_unavailable(a.loop, &a.pay);
+    /* Payments: the Cashu wallet in the data directory (wallet.sqlite, wallet.key; the same
+     * files `dvm-wallet --data-dir DIR` uses). */
+    a.http = common_http_new(a.loop, &a.env, &e);
+    char wdb[1200], wkey[1200];
+    common_path_join(wdb, sizeof wdb, datadir, "wallet.sqlite");
+    common_path_join(wkey, sizeof wkey, datadir, "wallet.key");
+    cashu_wallet_opts_t wo = {.db_path = wdb, .key_path = wkey};
+    if (!a.http || (e = cashu_wallet_open(a.loop, a.http, &a.env, &wo, &a.wallet))) {
+        fprintf(stderr, "dvm-agent: wallet in %s: %s\n", datadir, common_strerror(e));
+        goto out;
+    }
     if (common_cfg_bool(&cfg, "stats")) {
-        rc = print_stats(a.ledger, &a.pay);
+        agent_pay_unavailable(a.loop, &a.pay); /* unused: totals come from the wallet */
+        cashu_balance_t wb;
+        agent_ledger_stats_t st;
+        if (cashu_wallet_balance(a.wallet, NULL, &wb) || agent_ledger_stats(a.ledger, &st)) goto out;
+        printf("jobs %llu\njobs_paid %llu\njobs_open %llu\nchunks %llu\nsats_earned %llu\n"
+               "sats_claimed %llu\nsats_pending %llu\n",
+               (unsigned long long)st.jobs, (unsigned long long)st.jobs_paid,
+               (unsigned long long)st.jobs_open, (unsigned long long)st.chunks,
+               (unsigned long long)st.sats_received,
+               (unsigned long long)(wb.unspent + wb.reserved + wb.sent),
+               (unsigned long long)(wb.incoming + wb.pending));
+        rc = 0;
+        goto out;
+    }
+    if ((e = agent_pay_cashu(a.loop, &a.env, a.wallet, (const char *const *)mints, nmints, &a.pay))) {
+        fprintf(stderr, "dvm-agent: payments: %s\n", common_strerror(e));
         goto out;
     }
     /* join link + QR */
@@ -241,8 +274,7 @@ int main(int argc, char **argv) {
     }
     if (common_cfg_str(&cfg, "ollama-url") && common_cfg_source(&cfg, "llm-url") != COMMON_SRC_FLAG)
         lc.base_url = common_cfg_str(&cfg, "ollama-url"); /* §8 spelling; --llm-url wins */
-    a.http = common_http_new(a.loop, &a.env, &e);
-    if (a.http) a.llm = agent_llm_new(a.loop, a.http, &a.env, &lc, &e);
+    a.llm = agent_llm_new(a.loop, a.http, &a.env, &lc, &e);
     if (!a.llm) {
         fprintf(stderr, "dvm-agent: LLM backend: %s\n", common_strerror(e));
         goto out;
@@ -261,7 +293,7 @@ int main(int argc, char **argv) {
     sc.job.max_input = (size_t)common_cfg_u64(&cfg, "max-input");
     sc.job.mints = (const char *const *)mints;
     sc.job.n_mints = nmints;
-    sc.job.pubkey = NULL; /* locked payments need the wallet's key: not linked yet */
+    sc.job.pubkey = cashu_wallet_pubkey(a.wallet); /* ask for payments locked to us */
     sc.job.min_locktime_s = common_cfg_u64(&cfg, "min-locktime");
     sc.max_jobs = (uint32_t)common_cfg_u64(&cfg, "max-jobs");
     sc.unlocked = pol;
@@ -294,10 +326,10 @@ int main(int argc, char **argv) {
     printf("listening %s:%u\n", host, dht_tcp_server_port(a.tcp));
     printf("payments %s\n", a.pay.name);
     fflush(stdout);
-    LOG_WARN(&log, "agent", "payments: no wallet is linked in this build; every payment is "
-                            "refused and no job can be paid yet");
     uv_timer_init(a.loop, &a.grace);
     a.grace.data = &a;
+    uv_timer_init(a.loop, &a.fin);
+    a.fin.data = &a;
     uv_signal_init(a.loop, &a.sigint);
     uv_signal_init(a.loop, &a.sigterm);
     a.sigint.data = a.sigterm.data = &a;
@@ -315,13 +347,16 @@ int main(int argc, char **argv) {
 out:
     if (a.srv) agent_server_free(a.srv);
     if (a.llm) agent_llm_free(a.llm);
+    int is_cashu = a.pay.ops && strcmp(a.pay.name, "cashu") == 0;
+    if (a.pay.ops && !a.pay_closed) a.pay.ops->close(a.pay.self);
+    if (a.wallet) cashu_wallet_free(a.wallet);
     if (a.http) common_http_free(a.http);
-    if (a.pay.ops) a.pay.ops->close(a.pay.self);
-    if (a.ledger) agent_ledger_close(a.ledger);
     if (a.loop) {
-        uv_run(a.loop, UV_RUN_NOWAIT);
-        uv_loop_close(a.loop);
+        for (int i = 0; i < 4; i++) uv_run(a.loop, UV_RUN_NOWAIT);
     }
+    if (is_cashu) agent_pay_cashu_free(&a.pay);
+    if (a.ledger) agent_ledger_close(a.ledger);
+    if (a.loop) uv_loop_close(a.loop);
     sodium_memzero(&kp, sizeof kp);
     common_cfg_free(&cfg);
     return rc;

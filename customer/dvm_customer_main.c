@@ -13,6 +13,9 @@
 #include "common/common_fs.h"
 #include "common/common_prog.h"
 #include "customer/customer_pay.h"
+#include "customer/customer_pay_cashu.h"
+#include "cashu/cashu_wallet.h"
+#include "common/common_http.h"
 #include "customer/customer_run.h"
 #include "customer/customer_tcp.h"
 #include "dht/dht_identity.h"
@@ -58,7 +61,24 @@ typedef struct app {
     uv_signal_t sigint, sigterm;
     char provider[17];
     uint64_t spc, cpp;
+    customer_pay_t *pay;
+    cashu_wallet_t *wallet;
+    common_http_t *http;
+    uv_timer_t fin;
 } app_t;
+
+/* After the job: wait for the wallet (release of unsent micro-tokens), then close it. */
+static void on_fin(uv_timer_t *t) {
+    app_t *a = t->data;
+    if (customer_pay_cashu_outstanding(a->pay) > 0) return;
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    a->pay->ops->close(a->pay->self);
+    cashu_wallet_free(a->wallet);
+    a->wallet = NULL;
+    common_http_free(a->http);
+    a->http = NULL;
+}
 
 static void json_str(FILE *f, const char *s) {
     fputc('"', f);
@@ -167,6 +187,7 @@ static void on_done(void *ud, int code) {
     a->exit_code = code;
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_timer_start(&a->fin, on_fin, 0, 20);
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -269,8 +290,22 @@ int main(int argc, char **argv) {
         fprintf(stderr, "dvm-customer: identity: %s\n", common_strerror(e));
         goto out;
     }
-    /* Payments. No wallet is linked in this build yet: preparing tokens fails (exit 6). */
-    customer_pay_unavailable(a.loop, &pay);
+    /* Payments: the Cashu wallet in the data directory (wallet.sqlite, wallet.key; fund it
+     * with `dvm-wallet --data-dir DIR --mint URL mint AMOUNT`). */
+    char wdb[1200], wkey[1200];
+    common_path_join(wdb, sizeof wdb, datadir, "wallet.sqlite");
+    common_path_join(wkey, sizeof wkey, datadir, "wallet.key");
+    cashu_wallet_opts_t wo = {.db_path = wdb, .key_path = wkey};
+    a.http = common_http_new(a.loop, &env, &e);
+    if (!a.http || (e = cashu_wallet_open(a.loop, a.http, &env, &wo, &a.wallet))) {
+        fprintf(stderr, "dvm-customer: wallet in %s: %s\n", datadir, common_strerror(e));
+        rc = CUSTOMER_EXIT_PAYMENT;
+        goto out;
+    }
+    if ((e = customer_pay_cashu(a.loop, a.wallet, common_cfg_str(&cfg, "mint"), &pay))) goto out;
+    a.pay = &pay;
+    uv_timer_init(a.loop, &a.fin);
+    a.fin.data = &a;
     proto_params_t params;
     memset(&params, 0, sizeof params);
     int has_params = 0;
@@ -319,11 +354,16 @@ int main(int argc, char **argv) {
     rc = a.exit_code < 0 ? CUSTOMER_EXIT_INTERNAL : a.exit_code;
 out:
     if (a.cu) customer_free(a.cu);
-    if (pay.ops) pay.ops->close(pay.self);
+    if (a.wallet) { /* not reached through on_fin (error path) */
+        pay.ops ? pay.ops->close(pay.self) : (void)0;
+        cashu_wallet_free(a.wallet);
+    }
+    if (a.http) common_http_free(a.http);
     if (a.loop) {
         uv_run(a.loop, UV_RUN_DEFAULT);
         uv_loop_close(a.loop);
     }
+    if (pay.ops) customer_pay_cashu_free(&pay);
     sodium_memzero(&kp, sizeof kp);
     common_buf_free(&prompt);
     common_cfg_free(&cfg);

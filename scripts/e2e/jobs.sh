@@ -34,8 +34,8 @@ cleanup() {
 trap cleanup EXIT
 
 pass=0; fail=0
-ok() { echo "ok   $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
+ok() { echo "ok   $1 (${SECONDS}s)"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1: $2 (${SECONDS}s)"; fail=$((fail + 1)); }
 
 wait_line() { # FILE REGEX TIMEOUT_S
   local i
@@ -62,14 +62,34 @@ restart_mint() {
   start_mint mint "$MPORT"
 }
 
+# dvm-wallet finishes its operation, prints the result, then lingers until its idle HTTP
+# connections time out (~30 s; reported to the cashu module). wal() waits for the result
+# line and then stops it by PID: the operation is committed before the line is printed.
+wal() { # PATTERN args...
+  local pat=$1 i out=$T/wal.$RANDOM; shift
+  : >"$out"
+  "$WALLET" "$@" >"$out" 2>"$out.err" &
+  local p=$!
+  for ((i = 0; i < 600; i++)); do
+    kill -0 $p 2>/dev/null || break
+    grep -qE "$pat" "$out" && { sleep 0.1; kill $p 2>/dev/null; break; }
+    sleep 0.05
+  done
+  wait $p 2>/dev/null
+  grep -qE "$pat" "$out" || { echo "e2e: dvm-wallet $*: $(cat "$out.err")" >&2; return 1; }
+  grep -E "$pat" "$out"
+}
 MINTED=0
 fund() { # DIR AMOUNT [MINTURL]
-  "$WALLET" --data-dir "$1" --mint "${3:-$MURL}" mint "$2" --no-qr --wait 20 >/dev/null 2>"$T/fund.err" ||
-    { echo "e2e: funding failed"; cat "$T/fund.err"; exit 1; }
+  wal '^mint:' --data-dir "$1" --mint "${3:-$MURL}" mint "$2" --no-qr --wait 20 >/dev/null ||
+    { echo "e2e: funding failed"; exit 1; }
   [[ -z ${3:-} ]] && MINTED=$((MINTED + $2))
+  return 0
 }
 C=$T/customer
 fund "$C" 1000
+# concurrent customers get their own wallets (one wallet file is not shared by processes)
+for i in 1 2 3 4 5; do fund "$T/cc$i" 60; done
 
 # ---- agents ----
 declare -a AGENT_DIRS=()
@@ -90,6 +110,9 @@ balance_ok() {
   local total c a
   c=$(bal "$C") || return 1
   total=$(jq '.unspent + .reserved + .pending' <<<"$c")
+  for d in "$T/other" "$T"/cc*; do
+    [[ -d $d ]] && total=$((total + $(bal "$d" | jq '.unspent + .reserved + .pending')))
+  done
   for d in "${AGENT_DIRS[@]}"; do
     a=$(bal "$d") || return 1
     total=$((total + $(jq '.unspent + .reserved + .sent + .incoming + .pending' <<<"$a")))
@@ -118,13 +141,13 @@ start_agent a1 --max-jobs 3
 A1_PK=$("$WALLET" --data-dir "$T/a1" pubkey 2>/dev/null)
 
 # 1. happy path, several pay_required cycles (25 chunks, 10 per payment: 3 payments)
-customer "$T/s1" --peer "$a1_addr" --budget 50 "tell me a story"; rc=$?
+customer "$T/s1" --peer "$a1_addr" --budget 50 'tell me a story [[dev:{"multi":false}]]'; rc=$?
 r=1; [[ $rc -eq 0 && -s $T/s1.stdout ]] && grep -q 'complete: 30/50 sats spent, 25 chunks' "$T/s1.stderr" && r=0
 wait_claimed "$T/a1" 10 || r=1
 check "happy path: 25 chunks over 3 payment cycles, exit 0, claimed" $r "rc=$rc $(tail -1 "$T/s1.stderr")"
 
 # 2. budget exhausted before completion: partial output, exit 5
-customer "$T/s2" --peer "$a1_addr" --budget 15 "a long one"; rc=$?
+customer "$T/s2" --peer "$a1_addr" --budget 15 'a long one [[dev:{"multi":false}]]'; rc=$?
 r=1; [[ $rc -eq 5 ]] && [[ $(wc -c <"$T/s2.stdout") -gt 0 ]] && grep -q '10/15 sats spent, 10 chunks' "$T/s2.stderr" && r=0
 wait_claimed "$T/a1" 10 || r=1
 check "budget exhausted: 10 chunks for 10 sats, partial text, exit 5" $r "rc=$rc $(tail -1 "$T/s2.stderr")"
@@ -158,12 +181,12 @@ check "stop before payment: empty result, LLM never called" $r "$(cat "$T/s5.err
 
 # 6. crafted payments: bad, foreign mint, wrong lock, replayed, double-spent; never credited
 fund "$T/foreign" 20 "$MURL2"
-FOREIGN_TOK=$("$WALLET" --data-dir "$T/foreign" --mint "$MURL2" send 10 --lock "$A1_PK" --locktime 7200 2>/dev/null)
+FOREIGN_TOK=$(wal '^cashu' --data-dir "$T/foreign" --mint "$MURL2" send 10 --lock "$A1_PK" --locktime 7200)
 MY_PK=$("$WALLET" --data-dir "$C" pubkey 2>/dev/null)
-WRONG_TOK=$("$WALLET" --data-dir "$C" --mint "$MURL" send 10 --lock "$MY_PK" --locktime 7200 2>/dev/null)
-GOOD_TOK=$("$WALLET" --data-dir "$C" --mint "$MURL" send 10 --lock "$A1_PK" --locktime 7200 2>/dev/null)
-PLAIN_TOK=$("$WALLET" --data-dir "$C" --mint "$MURL" send 10 2>/dev/null)
-"$WALLET" --data-dir "$C" receive "$PLAIN_TOK" >/dev/null 2>&1 # the customer spends it elsewhere first
+WRONG_TOK=$(wal '^cashu' --data-dir "$C" --mint "$MURL" send 10 --lock "$MY_PK" --locktime 7200)
+GOOD_TOK=$(wal '^cashu' --data-dir "$C" --mint "$MURL" send 10 --lock "$A1_PK" --locktime 7200)
+PLAIN_TOK=$(wal '^cashu' --data-dir "$C" --mint "$MURL" send 10)
+wal '^receive:' --data-dir "$T/other" receive "$PLAIN_TOK" >/dev/null # double-spent: it went elsewhere first
 REFUSED=$((REFUSED + 10)) # WRONG_TOK: handed out, refused, refundable by the customer after its locktime
 cat >"$T/s6.json" <<EOF
 [{"send":{"type":"request","id":"bt1","kind":5100,"input":"hi","budget":30}},{"wait":{"type":"offer"}},
@@ -186,10 +209,10 @@ check "bad, foreign-mint, wrong-lock, double-spent and replayed tokens refused, 
 #    2 -> (2+1)/3 = 1 chunk, 9 -> 3 chunks: 6 chunks for 18 sats
 start_agent carry --sats-per-chunk 3 --chunks-per-payment 2
 CPK=$("$WALLET" --data-dir "$T/carry" pubkey 2>/dev/null)
-t7=$("$WALLET" --data-dir "$C" --mint "$MURL" send 7 --lock "$CPK" --locktime 7200 2>/dev/null)
-t2=$("$WALLET" --data-dir "$C" --mint "$MURL" send 2 --lock "$CPK" --locktime 7200 2>/dev/null)
-t9=$("$WALLET" --data-dir "$C" --mint "$MURL" send 9 --lock "$CPK" --locktime 7200 2>/dev/null)
-node "$RAW" "$carry_addr" "[{\"send\":{\"type\":\"request\",\"id\":\"c1\",\"kind\":5100,\"input\":\"x [[dev:{\\\"n\\\":6}]]\",\"budget\":30}},{\"wait\":{\"type\":\"offer\"}},
+t7=$(wal '^cashu' --data-dir "$C" --mint "$MURL" send 7 --lock "$CPK" --locktime 7200)
+t2=$(wal '^cashu' --data-dir "$C" --mint "$MURL" send 2 --lock "$CPK" --locktime 7200)
+t9=$(wal '^cashu' --data-dir "$C" --mint "$MURL" send 9 --lock "$CPK" --locktime 7200)
+node "$RAW" "$carry_addr" "[{\"send\":{\"type\":\"request\",\"id\":\"c1\",\"kind\":5100,\"input\":\"x [[dev:{\\\"n\\\":6,\\\"multi\\\":false}]]\",\"budget\":30}},{\"wait\":{\"type\":\"offer\"}},
  {\"send\":{\"type\":\"payment\",\"id\":\"c1\",\"token\":\"$t7\"}},{\"wait\":{\"type\":\"pay_required\"}},{\"count\":{\"type\":\"chunk\"},\"eq\":2},
  {\"send\":{\"type\":\"payment\",\"id\":\"c1\",\"token\":\"$t2\"}},{\"wait\":{\"type\":\"pay_required\"},\"n\":2},{\"count\":{\"type\":\"chunk\"},\"eq\":3},
  {\"send\":{\"type\":\"payment\",\"id\":\"c1\",\"token\":\"$t9\"}},{\"wait\":{\"type\":\"result\",\"total_sats\":18,\"chunks\":6}}]" >"$T/s7.out" 2>"$T/s7.err"; rc=$?
@@ -200,7 +223,7 @@ stop_agent carry
 # 8. payment timeout, first and mid-stream (1 s timeout, 5 chunks per payment)
 start_agent slowpay --payment-timeout 1000 --chunks-per-payment 5
 SPK=$("$WALLET" --data-dir "$T/slowpay" pubkey 2>/dev/null)
-t5=$("$WALLET" --data-dir "$C" --mint "$MURL" send 5 --lock "$SPK" --locktime 7200 2>/dev/null)
+t5=$(wal '^cashu' --data-dir "$C" --mint "$MURL" send 5 --lock "$SPK" --locktime 7200)
 node "$RAW" "$slowpay_addr" "[{\"send\":{\"type\":\"request\",\"id\":\"p1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}},{\"wait\":{\"type\":\"error\",\"code\":\"payment_timeout\"},\"ms\":4000},{\"sleep\":300},{\"none\":{\"type\":\"result\"}},
  {\"send\":{\"type\":\"request\",\"id\":\"p2\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}},{\"wait\":{\"type\":\"offer\",\"id\":\"p2\"}},
  {\"send\":{\"type\":\"payment\",\"id\":\"p2\",\"token\":\"$t5\"}},{\"wait\":{\"type\":\"pay_required\",\"id\":\"p2\"}},
@@ -212,7 +235,7 @@ stop_agent slowpay
 # 9. MAX_JOBS=2, 5 concurrent customers: exactly 2 served, 3 told "capacity"
 start_agent cap --max-jobs 2
 for i in 1 2 3 4 5; do
-  "$CUST" --data-dir "$C" --mint "$MURL" --peer "$cap_addr" --budget 40 \
+  "$CUST" --data-dir "$T/cc$i" --mint "$MURL" --peer "$cap_addr" --budget 40 \
     'cap [[dev:{"n":30,"token_ms":30}]]' >"$T/s9.$i.stdout" 2>"$T/s9.$i.stderr" &
   eval "cp$i=$!"
 done
@@ -236,8 +259,8 @@ sleep 0.5
 r=1; curl -s "$LURL/_dev/stats?tag=killed" | grep -q '"disconnect"' && r=0
 wait_claimed "$T/cap" 10 || r=1
 # both slots free again: two more jobs are served at once
-"$CUST" --data-dir "$C" --mint "$MURL" --peer "$cap_addr" --budget 20 'again [[dev:{"n":5}]]' >/dev/null 2>&1 & q1=$!
-"$CUST" --data-dir "$C" --mint "$MURL" --peer "$cap_addr" --budget 20 'again [[dev:{"n":5}]]' >/dev/null 2>&1 & q2=$!
+"$CUST" --data-dir "$T/cc1" --mint "$MURL" --peer "$cap_addr" --budget 10 'again [[dev:{"n":5}]]' >/dev/null 2>&1 & q1=$!
+"$CUST" --data-dir "$T/cc2" --mint "$MURL" --peer "$cap_addr" --budget 10 'again [[dev:{"n":5}]]' >/dev/null 2>&1 & q2=$!
 wait $q1 || r=1; wait $q2 || r=1
 grep -q 'released twice' "$T/cap.err" && r=1
 wait_claimed "$T/cap" 10 || r=1
@@ -278,7 +301,6 @@ sleep 0.5
 r=1; [[ $rc -eq 0 && $(bal "$T/a1" | jq .incoming) -gt 0 ]] && r=0
 restart_mint
 wait_claimed "$T/a1" 20 || r=1
-"$WALLET" --data-dir "$C" --mint "$MURL" refund >/dev/null 2>&1 || true
 check "mint down at claim: job completes on offline verification, claim succeeds after the mint returns" $r "rc=$rc incoming $(bal "$T/a1")"
 
 # graceful shutdown of the last agent: exit 0

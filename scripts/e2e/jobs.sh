@@ -95,7 +95,7 @@ for i in 1 2 3 4 5; do fund "$T/cc$i" 60; done
 declare -a AGENT_DIRS=()
 start_agent() { # NAME [args...]
   local n=$1; shift
-  "$AGENT" --data-dir "$T/$n" --agent "$n" --listen 127.0.0.1:0 --llm-url "$LURL" --model llama3.2 \
+  "$AGENT" --data-dir "$T/$n" --agent "$n" --swarm=false --listen 127.0.0.1:0 --llm-url "$LURL" --model llama3.2 \
     --mint "$MURL" --no-llm-check "$@" >"$T/$n.out" 2>>"$T/$n.err" &
   local p=$!; PIDS+=($p); eval "${n}_pid=$p"
   wait_line "$T/$n.out" '^listening ' 20 || { echo "e2e: agent $n did not start"; cat "$T/$n.err"; exit 1; }

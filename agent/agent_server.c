@@ -66,6 +66,8 @@ struct agent_server {
     void (*on_idle)(void *);
     void *idle_ud;
     agent_server_stats_t st;
+    uint32_t *lat_ns; /* ring of AGENT_LAT_SAMPLES, allocated on first use */
+    size_t lat_n, lat_head;
 };
 
 static const common_log_t *LOGP(const agent_server_t *s) {
@@ -180,11 +182,40 @@ static void job_rearm(agent_job_t *j) {
 
 /* ---- generation ----------------------------------------------------------------------- */
 
+static void lat_add(agent_server_t *s, uint64_t ns) {
+    if (!s->lat_ns && !(s->lat_ns = calloc(AGENT_LAT_SAMPLES, sizeof *s->lat_ns))) return;
+    s->lat_ns[s->lat_head] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+    s->lat_head = (s->lat_head + 1) % AGENT_LAT_SAMPLES;
+    if (s->lat_n < AGENT_LAT_SAMPLES) s->lat_n++;
+}
+
 static void gen_on_delta(void *ud, const char *text, size_t len) {
     agent_job_t *j = ud;
     if (j->aborting || j->done) return;
+    agent_server_t *s = j->s;
+    uint64_t t0 = uv_hrtime();
     proto_provider_llm_delta(j->core, text, len);
-    job_drain(j);
+    job_drain(j); /* may free j: do not touch it below */
+    lat_add(s, uv_hrtime() - t0);
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+size_t agent_server_chunk_latency(const agent_server_t *s, uint64_t *p50_us, uint64_t *p99_us,
+                                  uint64_t *max_us) {
+    if (!s->lat_n) return 0;
+    uint32_t *c = malloc(s->lat_n * sizeof *c);
+    if (!c) return 0;
+    memcpy(c, s->lat_ns, s->lat_n * sizeof *c);
+    qsort(c, s->lat_n, sizeof *c, cmp_u32);
+    *p50_us = c[s->lat_n / 2] / 1000;
+    *p99_us = c[(s->lat_n * 99) / 100] / 1000;
+    *max_us = c[s->lat_n - 1] / 1000;
+    free(c);
+    return s->lat_n;
 }
 
 static void gen_on_end(void *ud, const agent_llm_result_t *res) {
@@ -632,6 +663,7 @@ void agent_server_free(agent_server_t *s) {
         proto_ndjson_free(c->fr);
         free(c);
     }
+    free(s->lat_ns);
     free(s);
 }
 

@@ -98,4 +98,17 @@ typedef struct agent_server_stats {
 } agent_server_stats_t;
 void agent_server_get_stats(const agent_server_t *s, agent_server_stats_t *out);
 
+/** Samples kept of the in-agent chunk path (a generated piece in -> its line written). */
+#ifndef AGENT_LAT_SAMPLES
+#define AGENT_LAT_SAMPLES 65536
+#endif
+/**
+ * @brief Time spent in the agent per generated piece, from the generator's on_delta to the
+ * return of the transport write(s) it caused (protocol core, encoding, encryption), over the
+ * last AGENT_LAT_SAMPLES pieces. Waiting in the event loop before on_delta is not included.
+ * @return the number of samples (0: the outputs are left unset).
+ */
+size_t agent_server_chunk_latency(const agent_server_t *s, uint64_t *p50_us, uint64_t *p99_us,
+                                  uint64_t *max_us);
+
 #endif

@@ -394,6 +394,11 @@ int main(int argc, char **argv) {
     LOG_INFO(&log, "agent", "stopped: %llu jobs, %llu chunks, %llu sats verified",
              (unsigned long long)st.jobs_total, (unsigned long long)st.chunks_sent,
              (unsigned long long)st.sats_verified);
+    uint64_t l50, l99, lmax;
+    size_t ln = agent_server_chunk_latency(a.srv, &l50, &l99, &lmax);
+    if (ln) /* for scripts/bench.sh agent */
+        printf("chunk_path_us p50=%llu p99=%llu max=%llu n=%zu\n", (unsigned long long)l50,
+               (unsigned long long)l99, (unsigned long long)lmax, ln);
     rc = 0;
 out:
     if (a.swarm) agent_swarm_close(a.swarm, NULL, NULL);

@@ -8,7 +8,8 @@
 # bound of the agent's own overhead: it also contains the loopback HTTP hop (curl; measured
 # alone by scripts/bench.sh llm-overhead) and the Node client's decryption. The machine is
 # shared by several jobs: figures are noisy.
-# Last line: agent_chunk_overhead_p99_us=<x> (target <= 500).
+# It also prints the in-agent path per chunk measured inside dvm-agent (on_delta -> write).
+# Last line: agent_chunk_overhead_p99_us=<x> (end to end, target <= 500).
 # Usage: scripts/bench.sh agent [N]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -71,6 +72,9 @@ read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$APID/stat")
 hz=$(getconf CLK_TCK)
 rss=$(grep VmHWM "/proc/$APID/status" | awk '{print $2}')
 cpu_ms=$(( (u1 + s1 - u0 - s0) * 1000 / hz ))
-echo "note: $N customers x $CHUNKS chunks; agent peak RSS ${rss} KiB; agent CPU ${cpu_ms} ms during the run (user+sys); machine shared, figures noisy"
+kill -INT "$APID"; wait "$APID" || true
+inner=$(grep '^chunk_path_us' "$T/agent.out" || echo "chunk_path_us unavailable")
+echo "in-agent path per chunk (on_delta -> line written, no loop queueing): ${inner#chunk_path_us }"
+echo "note: $N customers x $CHUNKS chunks; agent peak RSS ${rss} KiB; agent CPU ${cpu_ms} ms during the run (user+sys); end-to-end figures include the dev LLM, curl, the Node client and loop queueing; machine shared, figures noisy"
 p99=$(grep -o 'p99_us=[0-9]*' "$T/bench.out" | cut -d= -f2)
 echo "agent_chunk_overhead_p99_us=${p99}"

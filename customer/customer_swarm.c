@@ -146,10 +146,12 @@ static int dial(void *self, customer_t *cu, size_t attempt) {
     d->cu = cu;
     if (!d->started) {
         d->started = 1;
-        int rc =
-            d->has_pk ? dht_swarm_join_peer(d->sw, d->pk) : dht_swarm_join(d->sw, d->topic, 0, 1);
+        /* a join link's provider is looked up on its topic and picked by key (connections
+         * to other keys are closed in on_connect): FIND_PEER by key alone
+         * (dht_swarm_join_peer) did not connect on the loopback testnet */
+        int rc = dht_swarm_join(d->sw, d->topic, 0, 1);
         if (rc) return rc;
-    } else if (!d->has_pk) {
+    } else {
         dht_swarm_refresh(d->sw); /* look for more providers */
     }
     if (d->nq > 0) {

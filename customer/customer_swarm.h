@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /**
  * @file customer_swarm.h
- * @brief A dialer over Hyperswarm: look up the kind's topic as a client (or, with a join
- *        link naming a provider, find that key) and hand the providers' connections to the
- *        customer runtime one attempt at a time, never the same key twice.
+ * @brief A dialer over Hyperswarm: look up the kind's topic as a client and hand the
+ *        providers' connections to the customer runtime one attempt at a time, never the
+ *        same key twice; with a join link naming a provider, only that key is used.
  *
  * The swarm connects to every provider it finds; connections not used yet wait in a queue.
  * Attempt 0 waits up to discover_ms for a first provider (then "no provider", exit 3); a

@@ -284,6 +284,26 @@ static void on_mint_loaded(void *ud, const cashu_result_t *res) {
         claim_mint(m); /* restart claims: tokens left incoming by an earlier run */
 }
 
+static void start_mints(agent_pay_cashu_t *pc) {
+    for (size_t i = 0; i < pc->nmints; i++) {
+        pc->outstanding++;
+        if (cashu_wallet_load_mint(pc->w, pc->mints[i].url, on_mint_loaded, &pc->mints[i]))
+            pc->outstanding--;
+    }
+}
+
+static void on_recovered(void *ud, const cashu_result_t *res) {
+    agent_pay_cashu_t *pc = ud;
+    pc->outstanding--;
+    if (pc->closing) return;
+    if (res->err)
+        LOG_WARN(LOGP(pc), MOD, "wallet recovery: %s (retried at the next start)", res->detail);
+    else if (res->recovered)
+        LOG_INFO(LOGP(pc), MOD, "wallet recovery: %zu interrupted operation(s) resolved",
+                 res->recovered);
+    start_mints(pc);
+}
+
 int agent_pay_cashu(uv_loop_t *loop, const common_env_t *env, cashu_wallet_t *w,
                     const char *const *mints, size_t nmints, agent_pay_t *out) {
     if (nmints > MAX_MINTS) return COMMON_EINVAL;
@@ -303,10 +323,12 @@ int agent_pay_cashu(uv_loop_t *loop, const common_env_t *env, cashu_wallet_t *w,
         pc->mint_list[i] = m->url;
         pc->nmints++;
     }
-    for (size_t i = 0; i < nmints; i++) {
-        pc->outstanding++;
-        if (cashu_wallet_load_mint(w, pc->mints[i].url, on_mint_loaded, &pc->mints[i]))
-            pc->outstanding--;
+    /* resolve operations a crash left open (journal: restore + checkstate), then load the
+     * mints and claim what earlier runs left incoming */
+    pc->outstanding++;
+    if (cashu_wallet_recover(w, on_recovered, pc)) {
+        pc->outstanding--;
+        start_mints(pc);
     }
     out->ops = &cashu_ops;
     out->self = pc;

@@ -69,7 +69,7 @@ struct pjob {
     void *lgen;
     int lgen_starting;
     int sep_pending;
-    char sep;
+    char sep, batch_sep; /* separator after the current batch's output */
     int last_ws;
     uint64_t pt, ct, out_bytes, out_chunks;
     int usage_all, length_hit;
@@ -266,15 +266,27 @@ static void out_delta(pjob_t *j, const char *text, size_t len) {
 static void l_delta(void *ud, const char *text, size_t len) {
     pjob_t *j = ud;
     if (j->closing || len == 0) return;
-    if (j->sep_pending) {
-        j->sep_pending = 0;
-        char c = (char)text[0];
-        if (c != ' ' && c != '\n' && c != '\t' && !j->last_ws) out_delta(j, &j->sep, 1);
-        if (j->closing) return;
-    }
     char last = text[len - 1];
+    int sep = 0;
+    if (j->sep_pending) { /* between two batches' outputs: keep words apart */
+        j->sep_pending = 0;
+        char c = text[0];
+        sep = c != ' ' && c != '\n' && c != '\t' && !j->last_ws;
+    }
     j->last_ws = last == ' ' || last == '\n' || last == '\t' || last == '\r';
-    out_delta(j, text, len);
+    if (!sep) {
+        out_delta(j, text, len);
+        return;
+    }
+    char *b = malloc(len + 1); /* one delta (one chunk), not a chunk for the separator */
+    if (!b) {
+        job_close(j, AGENT_LLM_ERROR, COMMON_ENOMEM, "out of memory");
+        return;
+    }
+    b[0] = j->sep;
+    memcpy(b + 1, text, len);
+    out_delta(j, b, len + 1);
+    free(b);
 }
 
 static void maybe_finish(pjob_t *j) {
@@ -303,6 +315,7 @@ static void l_end(void *ud, const agent_llm_result_t *res) {
         j->ct += res->completion_tokens;
         if (res->end == AGENT_LLM_LENGTH) j->length_hit = 1;
         j->sep_pending = 1;
+        j->sep = j->batch_sep;
         pump(j);
         maybe_finish(j);
         break;
@@ -319,6 +332,7 @@ static void pump(pjob_t *j) {
         qbatch_t *q = j->qh;
         j->qh = q->next;
         if (!j->qh) j->qt = NULL;
+        j->batch_sep = q->len && q->text[q->len - 1] == '\n' ? '\n' : ' ';
         char *prompt = agent_pipe_expand(p->tmpl, q->text, q->len, p->lang, p->cfg.kind);
         free(q->text);
         free(q);

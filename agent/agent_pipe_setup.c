@@ -21,33 +21,45 @@ static void pay_free(void *ud, customer_pay_t *p) {
     customer_pay_cashu_free(p);
 }
 
+static uint64_t sub_budget(const common_cfg_t *cfg) {
+    if (common_cfg_source(cfg, "budget") != COMMON_SRC_NONE &&
+        common_cfg_source(cfg, "sub-budget") != COMMON_SRC_FLAG)
+        return common_cfg_u64(cfg, "budget"); /* the seed guide's spelling */
+    return common_cfg_u64(cfg, "sub-budget");
+}
+
+int agent_pipe_check_cfg(const common_cfg_t *cfg, uint32_t kind, char *why, size_t whylen) {
+    if (agent_pipe_channel_check(common_cfg_str(cfg, "sub-channel"), why, whylen))
+        return COMMON_EINVAL;
+    char *const *peers;
+    if (common_cfg_list(cfg, "sub-peer", &peers) == 0) {
+        snprintf(why, whylen, "--sub-kind needs --sub-peer HOST:PORT (Hyperswarm topic "
+                              "discovery of sub-providers is not wired in this build yet)");
+        return COMMON_EINVAL;
+    }
+    if (sub_budget(cfg) == 0) {
+        snprintf(why, whylen, "--sub-budget must be at least 1 sat");
+        return COMMON_EINVAL;
+    }
+    uint64_t sub_kind = common_cfg_u64(cfg, "sub-kind");
+    if (sub_kind == kind) {
+        snprintf(why, whylen, "--sub-kind %llu is the agent's own kind", (unsigned long long)sub_kind);
+        return COMMON_EINVAL;
+    }
+    return 0;
+}
+
 int agent_pipe_setup(uv_loop_t *loop, const common_env_t *env, const common_cfg_t *cfg,
                      uint32_t kind, const char *mint, cashu_wallet_t *wallet,
                      const dht_keypair_t *kp, agent_gen_t *local, agent_pipe_setup_t *out,
                      char *why, size_t whylen) {
     memset(out, 0, sizeof *out);
-    if (agent_pipe_channel_check(common_cfg_str(cfg, "sub-channel"), why, whylen))
-        return COMMON_EINVAL;
+    int rc = agent_pipe_check_cfg(cfg, kind, why, whylen);
+    if (rc) return rc;
     char *const *peers;
     size_t npeers = common_cfg_list(cfg, "sub-peer", &peers);
-    if (npeers == 0) {
-        snprintf(why, whylen, "--sub-kind needs --sub-peer HOST:PORT (Hyperswarm topic "
-                              "discovery of sub-providers is not wired in this build yet)");
-        return COMMON_EINVAL;
-    }
     uint64_t sub_kind = common_cfg_u64(cfg, "sub-kind");
-    uint64_t budget = common_cfg_u64(cfg, "sub-budget");
-    if (common_cfg_source(cfg, "budget") != COMMON_SRC_NONE &&
-        common_cfg_source(cfg, "sub-budget") != COMMON_SRC_FLAG)
-        budget = common_cfg_u64(cfg, "budget"); /* the seed guide's spelling */
-    if (budget == 0) {
-        snprintf(why, whylen, "--sub-budget must be at least 1 sat");
-        return COMMON_EINVAL;
-    }
-    if (sub_kind == kind) {
-        snprintf(why, whylen, "--sub-kind %llu is the agent's own kind", (unsigned long long)sub_kind);
-        return COMMON_EINVAL;
-    }
+    uint64_t budget = sub_budget(cfg);
     out->loop = loop;
     out->wallet = wallet;
     out->mint = strdup(mint);

@@ -37,6 +37,9 @@ typedef struct agent_pipe_setup {
     char *mint;
 } agent_pipe_setup_t;
 
+/** @brief Usage checks only (SUB_CHANNEL, --sub-peer, budget, kinds): call early in main. */
+int agent_pipe_check_cfg(const common_cfg_t *cfg, uint32_t kind, char *why, size_t whylen);
+
 /**
  * @brief Build the pipeline from the parsed options. @p local (the LLM generator), @p kp,
  * @p wallet and @p cfg are borrowed and must outlive the pipeline. @return 0, or

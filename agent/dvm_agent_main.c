@@ -185,6 +185,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "dvm-agent: --accept-unlocked: expected swap, peek or reject\n");
         goto out;
     }
+    if (common_cfg_source(&cfg, "sub-kind") != COMMON_SRC_NONE &&
+        agent_pipe_check_cfg(&cfg, kind, err, sizeof err)) {
+        fprintf(stderr, "dvm-agent: %s\n", err);
+        goto out;
+    }
     if (nmints == 0 || nmints > PROTO_MAX_MINTS) {
         fprintf(stderr, "dvm-agent: --mint: give 1..%d mint URLs\n", PROTO_MAX_MINTS);
         goto out;

@@ -19,6 +19,7 @@
 #include "agent/agent_qr.h"
 #include "agent/agent_server.h"
 #include "agent/agent_tcp.h"
+#include "agent/agent_swarm.h"
 #include "common/common_err.h"
 #include "common/common_fs.h"
 #include "common/common_http.h"
@@ -50,6 +51,15 @@ static const common_opt_t opts[] = {
     {"max-input", "MAX_INPUT", COMMON_OPT_U64, "65536", 1, 1048576, "BYTES", "longest prompt accepted"},
     {"listen", "DVM_LISTEN", COMMON_OPT_STR, NULL, 0, 0, "HOST:PORT",
      "also accept secret-stream connections over TCP (tests, LAN; bind 127.0.0.1 for local use)"},
+    {"swarm", "DVM_SWARM", COMMON_OPT_BOOL, "true", 0, 0, NULL,
+     "join the kind's Hyperswarm topic as a server (--swarm=false: --listen only)"},
+    {"bootstrap", "DVM_BOOTSTRAP", COMMON_OPT_LIST, NULL, 0, 0, "HOST:PORT",
+     "DHT bootstrap node (repeatable; default: the public hyperdht nodes)"},
+    {"allow-local", "DVM_ALLOW_LOCAL", COMMON_OPT_BOOL, "false", 0, 0, NULL,
+     "accept loopback/private DHT addresses (test and LAN networks)"},
+    {"swarm-host", "DVM_SWARM_HOST", COMMON_OPT_STR, NULL, 0, 0, "IP",
+     "bind address of the DHT/UDX sockets (default 0.0.0.0)"},
+    {"swarm-port", "DVM_SWARM_PORT", COMMON_OPT_U64, "0", 0, 65535, "PORT", "DHT/UDX port (0: random)"},
     {"sub-kind", "SUB_KIND", COMMON_OPT_U64, NULL, 0, PROTO_MAX_KIND, "N",
      "pipeline: buy this kind per job (--sub-peer) and run its output through the local model"},
     {"sub-budget", "SUB_BUDGET", COMMON_OPT_U64, "50", 0, PROTO_MAX_INT, "SATS", "pipeline budget"},
@@ -79,6 +89,7 @@ typedef struct app {
     agent_pay_t pay;
     agent_ledger_t *ledger;
     cashu_wallet_t *wallet;
+    agent_swarm_t *swarm;
     uv_timer_t grace, fin;
     uint64_t fin_start;
     int pay_closed;
@@ -96,6 +107,10 @@ static void on_fin(uv_timer_t *t) {
     uv_close((uv_handle_t *)t, NULL);
     a->pay.ops->close(a->pay.self);
     a->pay_closed = 1;
+    if (a->swarm) {
+        agent_swarm_close(a->swarm, NULL, NULL);
+        a->swarm = NULL;
+    }
     agent_llm_free(a->llm);
     a->llm = NULL;
     if (a->wallet) {
@@ -138,6 +153,7 @@ static void on_signal(uv_signal_t *s, int signum) {
         dht_tcp_server_close(a->tcp);
         a->tcp = NULL;
     }
+    if (a->swarm) agent_swarm_leave(a->swarm); /* unannounce */
     uv_timer_start(&a->grace, on_grace, 10000, 0);
     agent_server_shutdown(a->srv, on_idle, a);
 }
@@ -153,9 +169,10 @@ int main(int argc, char **argv) {
         .name = "dvm-agent",
         .usage = "dvm-agent [options]",
         .description =
-            "Provider: sells LLM output chunk by chunk for Cashu (dvm-protocol.md). Serves "
-            "connections on --listen HOST:PORT (secret-stream over TCP). Hyperswarm topic "
-            "discovery (sha256(\"2020117-dvm-kind-<kind>\")) is not wired yet in this build.",
+            "Provider: sells LLM output chunk by chunk for Cashu (dvm-protocol.md). Joins the "
+            "Hyperswarm topic sha256(\"2020117-dvm-kind-<kind>\") as a server and, with "
+            "--listen HOST:PORT, also accepts secret-stream connections over TCP. Prints "
+            "'topic', 'join' (the dvm:// link), 'swarm IP:PORT' and 'listening IP:PORT'.",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
         .epilog = "Signals: SIGINT/SIGTERM stop accepting, end running jobs with their result, "
@@ -323,25 +340,48 @@ int main(int argc, char **argv) {
         goto out;
     }
     const char *listen = common_cfg_str(&cfg, "listen");
-    if (!listen) {
-        fprintf(stderr, "dvm-agent: nothing to serve on: give --listen HOST:PORT "
-                        "(Hyperswarm topic discovery is not wired yet in this build)\n");
+    int use_swarm = common_cfg_bool(&cfg, "swarm");
+    if (!listen && !use_swarm) {
+        fprintf(stderr, "dvm-agent: nothing to serve on: --swarm=false needs --listen HOST:PORT\n");
         rc = COMMON_EXIT_USAGE;
         goto out;
     }
     char host[256];
-    uint16_t port;
-    if (agent_parse_hostport(listen, host, sizeof host, &port)) {
-        fprintf(stderr, "dvm-agent: --listen: expected HOST:PORT, got '%s'\n", listen);
-        rc = COMMON_EXIT_USAGE;
-        goto out;
+    uint16_t port = 0;
+    if (listen) {
+        if (agent_parse_hostport(listen, host, sizeof host, &port)) {
+            fprintf(stderr, "dvm-agent: --listen: expected HOST:PORT, got '%s'\n", listen);
+            rc = COMMON_EXIT_USAGE;
+            goto out;
+        }
+        a.tcp = agent_tcp_listen(a.loop, &a.env, &kp, host, port, a.srv, &e);
+        if (!a.tcp) {
+            fprintf(stderr, "dvm-agent: --listen %s: %s\n", listen, common_strerror(e));
+            goto out;
+        }
     }
-    a.tcp = agent_tcp_listen(a.loop, &a.env, &kp, host, port, a.srv, &e);
-    if (!a.tcp) {
-        fprintf(stderr, "dvm-agent: --listen %s: %s\n", listen, common_strerror(e));
-        goto out;
+    if (use_swarm) {
+        char *const *boot;
+        agent_swarm_opts_t so;
+        memset(&so, 0, sizeof so);
+        so.nbootstrap = common_cfg_list(&cfg, "bootstrap", &boot);
+        so.bootstrap = so.nbootstrap ? boot : NULL;
+        so.allow_local = common_cfg_bool(&cfg, "allow-local");
+        so.host = common_cfg_str(&cfg, "swarm-host");
+        so.port = (uint16_t)common_cfg_u64(&cfg, "swarm-port");
+        uint8_t topic[32];
+        proto_topic(kind, topic);
+        a.swarm = agent_swarm_serve(a.loop, &a.env, &kp, &so, topic, a.srv, &e);
+        if (!a.swarm) {
+            fprintf(stderr, "dvm-agent: swarm: %s\n", common_strerror(e));
+            goto out;
+        }
+        dht_addr_t sa;
+        char sas[32] = "?";
+        if (dht_swarm_server_addr(agent_swarm_dht(a.swarm), &sa) == 0) dht_ipv4_format(&sa, sas, sizeof sas);
+        printf("swarm %s\n", sas);
     }
-    printf("listening %s:%u\n", host, dht_tcp_server_port(a.tcp));
+    if (a.tcp) printf("listening %s:%u\n", host, dht_tcp_server_port(a.tcp));
     printf("payments %s\n", a.pay.name);
     fflush(stdout);
     uv_timer_init(a.loop, &a.grace);
@@ -363,6 +403,7 @@ int main(int argc, char **argv) {
              (unsigned long long)st.sats_verified);
     rc = 0;
 out:
+    if (a.swarm) agent_swarm_close(a.swarm, NULL, NULL);
     if (a.srv) agent_server_free(a.srv);
     if (a.pipe.pipe && agent_pipe_busy(a.pipe.pipe) == 0) agent_pipe_teardown(&a.pipe);
     if (a.llm) agent_llm_free(a.llm);

@@ -65,6 +65,7 @@ struct cashu_wallet {
     uint8_t sk[32];
     uint8_t pk[33];
     uint64_t timeout_ms, melt_timeout_ms;
+    int token_v3;
     size_t nmints;
     mintc_t mints[CASHU_WALLET_MAX_MINTS];
     struct op *ops; /* live ops, freed with the wallet */
@@ -195,7 +196,7 @@ static int keyset_store(cashu_wallet_t *w, const char *mint, const cashu_keyset_
     int rc = db_run(w,
                     "INSERT INTO keysets(mint,id,unit,active,fee_ppk,final_expiry,keys) "
                     "VALUES(?,?,?,?,?,?,?) ON CONFLICT(mint,id) DO UPDATE SET active=excluded.active",
-                    "ttiiuut", mint, ks->id, ks->unit, (int64_t)ks->active, ks->input_fee_ppk,
+                    "tttiuut", mint, ks->id, ks->unit, (int64_t)ks->active, ks->input_fee_ppk,
                     ks->final_expiry, s);
     free(s);
     return rc;
@@ -335,7 +336,14 @@ struct op {
     size_t nrec;
     uv_timer_t timer;
     int finished;
+    /* in-flight helper contexts owned by this op (freed with it if the wallet is freed early) */
+    struct post_ctx *live_pc;
+    struct load_ctx *live_lc;
+    struct rec *live_rec;
 };
+
+static void live_free(op_t *op);
+static void tmp_op_free(op_t *tmp);
 
 static void op_free(op_t *op) {
     for (size_t i = 0; i < op->nin; i++) cashu_proof_free(&op->ins[i]);
@@ -349,11 +357,12 @@ static void op_free(op_t *op) {
     }
     if (op->outs) sodium_memzero(op->outs, op->nout * sizeof *op->outs);
     free(op->outs);
-    for (size_t i = 0; i < op->ntokens; i++) free(op->tokens[i]);
+    for (size_t i = 0; op->tokens && i < op->ntokens; i++) free(op->tokens[i]);
     free(op->tokens);
     free(op->bundle_ids);
     free(op->rec_ids);
     free(op->token);
+    live_free(op);
     free(op);
 }
 
@@ -386,7 +395,7 @@ static void deliver(uv_timer_t *t) {
     op_unlink(op);
     op->res.detail = op->detail[0] ? op->detail : (op->res.err ? common_strerror(op->res.err) : "ok");
     op->res.tokens = op->tokens;
-    op->res.ntokens = op->ntokens;
+    op->res.ntokens = op->tokens ? op->ntokens : 0;
     op->res.bundle_ids = op->bundle_ids;
     if (op->quote[0]) op->res.quote = op->quote;
     if (op->request[0]) op->res.request = op->request;
@@ -978,13 +987,8 @@ static void after_rec_inline(rec_t *r, int err) {
     post_ctx_t *pc = r->parent;
     op_t *op = pc->op;
     op_cont cont = pc->cont;
-    for (size_t i = 0; i < r->op->nin; i++) cashu_proof_free(&r->op->ins[i]);
-    op_t *tmp = r->op;
-    free(tmp->ins);
-    free(tmp->in_y);
-    for (size_t i = 0; i < tmp->nout; i++) free(tmp->outs[i].secret);
-    free(tmp->outs);
-    free(tmp);
+    tmp_op_free(r->op);
+    op->live_pc = NULL;
     free(pc);
     if (err == COMMON_EAGAIN || err == CASHU_EMINT_UNREACHABLE) {
         snprintf(op->detail, sizeof op->detail,
@@ -993,6 +997,7 @@ static void after_rec_inline(rec_t *r, int err) {
         return;
     }
     if (err == CASHU_ESPENT) snprintf(op->detail, sizeof op->detail, "proofs already spent (mint code 11001)");
+    if (err == 0) snprintf(op->detail, sizeof op->detail, "applied by the mint; outputs recovered with restore");
     cont(op, err); /* 0: the mint had applied it and we recovered the outputs */
 }
 
@@ -1028,6 +1033,7 @@ static void post_done(void *ud, const cashu_mint_resp_t *r) {
             if (!rc && bad) LOG_WARN(LOGP(w), MOD, "%d signatures without a valid DLEQ", bad);
         }
         op_cont cont = pc->cont;
+        op->live_pc = NULL;
         free(pc);
         cont(op, rc);
         return;
@@ -1043,6 +1049,7 @@ static void post_done(void *ud, const cashu_mint_resp_t *r) {
     if (!r->ambiguous && r->err == CASHU_EMINT && r->mint_code != 11003 && r->mint_code != 11002) {
         int rc = op_revert(w, op->id, op->detail);
         op_cont cont = pc->cont;
+        op->live_pc = NULL;
         free(pc);
         cont(op, rc ? rc : r->err);
         return;
@@ -1052,6 +1059,7 @@ static void post_done(void *ud, const cashu_mint_resp_t *r) {
     op_t *tmp = calloc(1, sizeof *tmp);
     if (!tmp) {
         op_cont cont = pc->cont;
+        op->live_pc = NULL;
         free(pc);
         cont(op, COMMON_ENOMEM);
         return;
@@ -1097,6 +1105,7 @@ static void op_post(op_t *op, const char *path, cJSON *body, int kind, const cha
         return;
     }
     pc->op = op;
+    op->live_pc = pc;
     pc->cont = cont;
     pc->amount = amount;
     pc->fee = fee;
@@ -1104,6 +1113,7 @@ static void op_post(op_t *op, const char *path, cJSON *body, int kind, const cha
     rc = cashu_mint_post(op->mc->api, path, body, kind == 2, post_done, pc);
     cJSON_Delete(body);
     if (rc) {
+        op->live_pc = NULL;
         free(pc);
         (void)op_revert(op->w, op->id, "request not sent");
         cont(op, rc);
@@ -1133,6 +1143,7 @@ static void load_finish(load_ctx_t *lc, int err) {
     op_t *op = lc->op;
     op_cont cont = lc->cont;
     cJSON_Delete(lc->keysets);
+    op->live_lc = NULL;
     free(lc);
     if (!err) op->mc->loaded = 1;
     cont(op, err);
@@ -1223,10 +1234,43 @@ static void ensure_mint(op_t *op, op_cont cont) {
     }
     lc->op = op;
     lc->cont = cont;
+    op->live_lc = lc;
     int rc = cashu_mint_get(op->mc->api, "/v1/info", load_info_done, lc);
     if (rc) {
+        op->live_lc = NULL;
         free(lc);
         cont(op, rc);
+    }
+}
+
+/* A temporary op rebuilt from the journal (recovery): inputs, outputs and itself. */
+static void tmp_op_free(op_t *tmp) {
+    if (!tmp) return;
+    for (size_t i = 0; i < tmp->nin; i++) cashu_proof_free(&tmp->ins[i]);
+    free(tmp->ins);
+    free(tmp->in_y);
+    for (size_t i = 0; i < tmp->nout; i++) free(tmp->outs[i].secret);
+    free(tmp->outs);
+    free(tmp);
+}
+
+static void live_free(op_t *op) {
+    if (op->live_pc) {
+        tmp_op_free(op->live_pc->rec.op);
+        free(op->live_pc->rec.in_state);
+        free(op->live_pc);
+        op->live_pc = NULL;
+    }
+    if (op->live_lc) {
+        cJSON_Delete(op->live_lc->keysets);
+        free(op->live_lc);
+        op->live_lc = NULL;
+    }
+    if (op->live_rec) {
+        tmp_op_free(op->live_rec->op);
+        free(op->live_rec->in_state);
+        free(op->live_rec);
+        op->live_rec = NULL;
     }
 }
 
@@ -1243,6 +1287,7 @@ int cashu_wallet_open(uv_loop_t *loop, common_http_t *http, const common_env_t *
     w->env = env;
     w->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 30000;
     w->melt_timeout_ms = opts->melt_timeout_ms ? opts->melt_timeout_ms : 600000;
+    w->token_v3 = opts->token_v3;
     int rc = common_db_open(opts->db_path, env, &w->db);
     if (!rc) rc = common_db_migrate(w->db, migrations, sizeof migrations / sizeof migrations[0], env);
     if (rc) goto fail;
@@ -1287,6 +1332,16 @@ void cashu_wallet_free(cashu_wallet_t *w) {
 }
 
 const uint8_t *cashu_wallet_pubkey(const cashu_wallet_t *w) { return w->pk; }
+
+int cashu_wallet_add_keyset(cashu_wallet_t *w, const char *mint, const cashu_keyset_t *ks, int nut11) {
+    int rc = cashu_keyset_verify_id(ks);
+    if (rc) return rc;
+    mintc_t *mc = mint_get(w, mint, 1);
+    if (!mc) return COMMON_EINVAL;
+    if ((rc = mint_add_keyset(mc, ks))) return rc;
+    mc->nut11 = nut11;
+    return keyset_store(w, mc->url, ks);
+}
 
 int cashu_wallet_balance(cashu_wallet_t *w, const char *mint, cashu_balance_t *out) {
     memset(out, 0, sizeof *out);
@@ -1521,7 +1576,7 @@ static int bundle_token(cashu_wallet_t *w, const char *mint, int64_t bundle, cha
     sqlite3_finalize(st);
     common_buf_t b = {0};
     if (!rc && t.nproofs == 0) rc = COMMON_ENOTFOUND;
-    if (!rc) rc = cashu_token_encode_v4(&t, 1, &b);
+    if (!rc) rc = w->token_v3 ? cashu_token_encode_v3(&t, &b) : cashu_token_encode_v4(&t, 1, &b);
     for (size_t i = 0; i < t.nproofs; i++) free(t.proofs[i].secret);
     free(t.proofs);
     if (rc) {
@@ -1620,8 +1675,27 @@ int cashu_wallet_mark_sent(cashu_wallet_t *w, int64_t bundle_id) {
 /* ------------------------------------------------------------------------------------------ */
 /* incoming tokens: offline verification */
 
+/* own_ok: a proof we sent ourselves (state sent/reserved) may come back (receive only). */
+static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_t *pol,
+                           mintc_t **mc_out, int need_lock, int own_ok);
+
 static int verify_token(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_t *pol,
                         mintc_t **mc_out, int need_lock) {
+    return verify_token_ex(w, t, pol, mc_out, need_lock, 0);
+}
+
+static int proof_state(cashu_wallet_t *w, const char *y, char *out, size_t cap) {
+    sqlite3_stmt *st;
+    out[0] = 0;
+    if (db_query(w, &st, "SELECT state FROM proofs WHERE y=?", "t", y)) return COMMON_EDB;
+    int found = sqlite3_step(st) == SQLITE_ROW;
+    if (found) snprintf(out, cap, "%s", col_text(st, 0));
+    sqlite3_finalize(st);
+    return found;
+}
+
+static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_t *pol,
+                           mintc_t **mc_out, int need_lock, int own_ok) {
     if (strcmp(t->unit, "sat") != 0) return CASHU_EUNIT;
     if (pol && pol->mints) {
         int ok = 0;
@@ -1648,12 +1722,10 @@ static int verify_token(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_
         char y[67];
         if (cashu_proof_Y(p, Y)) return CASHU_EBAD_TOKEN;
         common_hex_encode(Y, 33, y);
-        sqlite3_stmt *st;
-        int seen = 0;
-        if (db_query(w, &st, "SELECT 1 FROM proofs WHERE y=?", "t", y) == 0) {
-            seen = sqlite3_step(st) == SQLITE_ROW;
-            sqlite3_finalize(st);
-        }
+        char pst[16];
+        int seen = proof_state(w, y, pst, sizeof pst) == 1;
+        if (seen && own_ok && (!strcmp(pst, "sent") || !strcmp(pst, "reserved") || !strcmp(pst, "incoming")))
+            seen = 0; /* ours: coming back, or recorded earlier and not claimed yet */
         for (size_t j = 0; j < i && !seen; j++) seen = strcmp(t->proofs[j].secret, p->secret) == 0;
         if (seen) return CASHU_EREPLAY;
         cashu_p2pk_t pk;
@@ -1684,6 +1756,23 @@ static int verify_token(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_
         }
     }
     return 0;
+}
+
+int cashu_wallet_verify_offline(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,
+                                uint64_t *amount, size_t *nproofs) {
+    if (!policy || !token) return COMMON_EINVAL;
+    cashu_token_t t;
+    int rc = cashu_token_decode(token, strlen(token), &t);
+    if (rc) return rc == COMMON_ENOMEM ? rc : CASHU_EBAD_TOKEN;
+    mintc_t *mc = NULL;
+    rc = verify_token(w, &t, policy, &mc, policy->require_lock);
+    if (!rc && !policy->require_lock && !policy->require_dleq) rc = COMMON_EINVAL;
+    uint64_t sum = 0;
+    if (!rc) rc = cashu_token_amount(&t, &sum);
+    if (!rc && amount) *amount = sum;
+    if (!rc && nproofs) *nproofs = t.nproofs;
+    cashu_token_free(&t);
+    return rc;
 }
 
 int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,
@@ -1786,7 +1875,7 @@ static void receive_loaded(op_t *op, int err) {
     int rc = cashu_token_decode(ra->token, strlen(ra->token), &t);
     if (rc) return op_finish(op, CASHU_EBAD_TOKEN, NULL);
     mintc_t *mc = NULL;
-    rc = verify_token(w, &t, ra->has_pol ? &ra->pol : NULL, &mc, 0);
+    rc = verify_token_ex(w, &t, ra->has_pol ? &ra->pol : NULL, &mc, 0, 1);
     if (rc) {
         cashu_token_free(&t);
         return op_finish(op, rc, NULL);
@@ -1798,7 +1887,9 @@ static void receive_loaded(op_t *op, int err) {
             char y[67];
             cashu_proof_Y(&t.proofs[i], Y);
             common_hex_encode(Y, 33, y);
-            rc = proof_insert(w, mc->url, &t.proofs[i], y, "incoming", 0, 0);
+            char pst[16];
+            if (proof_state(w, y, pst, sizeof pst) != 1) /* else: our own sent proof coming back */
+                rc = proof_insert(w, mc->url, &t.proofs[i], y, "incoming", 0, 0);
             if (!rc) rc = op_add_input(op, &t.proofs[i]);
             if (!rc) rc = sign_if_locked(w, &op->ins[op->nin - 1]);
         }
@@ -2045,15 +2136,62 @@ int cashu_wallet_melt(cashu_wallet_t *w, const char *mint, const char *bolt11, c
 
 static void recover_next(op_t *op);
 
+/* After the journal: learn which of our sent proofs the receivers have claimed (NUT-07), so
+ * "sent" only counts sats that may still come back. One checkstate per mint (≤ max inputs). */
+static void sent_refresh(op_t *op);
+
+static void sent_checked(void *ud, const cashu_mint_resp_t *r) {
+    op_t *op = ud;
+    cashu_wallet_t *w = op->w;
+    if (!r->err) {
+        const cJSON *states = cJSON_GetObjectItemCaseSensitive(r->json, "states"), *s;
+        int rc = db_begin(w);
+        cJSON_ArrayForEach(s, states) {
+            const cJSON *y = cJSON_GetObjectItemCaseSensitive(s, "Y");
+            const cJSON *st = cJSON_GetObjectItemCaseSensitive(s, "state");
+            if (!rc && cJSON_IsString(y) && cJSON_IsString(st) && strcmp(st->valuestring, "SPENT") == 0)
+                rc = db_run(w, "UPDATE proofs SET state='spent' WHERE y=? AND state='sent'", "t", y->valuestring);
+        }
+        if (rc) db_rollback(w);
+        else db_commit(w);
+    } else if (!op->res.err) {
+        op->res.err = r->err;
+    }
+    sent_refresh(op);
+}
+
+static void sent_refresh(op_t *op) {
+    cashu_wallet_t *w = op->w;
+    /* mints are visited in url order; op->request holds the last one checked */
+    sqlite3_stmt *st;
+    char url[CASHU_MINT_URL_MAX + 1] = "";
+    if (db_query(w, &st, "SELECT DISTINCT mint FROM proofs WHERE state='sent' AND mint > ? ORDER BY mint LIMIT 1", "t",
+                 op->request) == 0) {
+        if (sqlite3_step(st) == SQLITE_ROW) snprintf(url, sizeof url, "%s", col_text(st, 0));
+        sqlite3_finalize(st);
+    }
+    if (!url[0]) {
+        op->idx = op->nrec; /* done */
+        return recover_next(op);
+    }
+    snprintf(op->request, sizeof op->request, "%s", url);
+    mintc_t *mc = mint_get(w, url, 1);
+    if (!mc || db_query(w, &st, "SELECT y FROM proofs WHERE mint=? AND state='sent' LIMIT ?", "ti", url,
+                        (int64_t)mc->max_inputs))
+        return sent_refresh(op);
+    cJSON *body = cJSON_CreateObject();
+    cJSON *ys = cJSON_AddArrayToObject(body, "Ys");
+    while (sqlite3_step(st) == SQLITE_ROW) cJSON_AddItemToArray(ys, cJSON_CreateString(col_text(st, 0)));
+    sqlite3_finalize(st);
+    int rc = cashu_mint_post(mc->api, "/v1/checkstate", body, 0, sent_checked, op);
+    cJSON_Delete(body);
+    if (rc) sent_refresh(op);
+}
+
 static void recover_one_done(rec_t *r, int err) {
     op_t *op = r->parent;
-    op_t *tmp = r->op;
-    for (size_t i = 0; i < tmp->nin; i++) cashu_proof_free(&tmp->ins[i]);
-    free(tmp->ins);
-    free(tmp->in_y);
-    for (size_t i = 0; i < tmp->nout; i++) free(tmp->outs[i].secret);
-    free(tmp->outs);
-    free(tmp);
+    tmp_op_free(r->op);
+    op->live_rec = NULL;
     free(r);
     if (!err || err == CASHU_ESPENT || err == CASHU_EMINT) op->res.recovered++; /* resolved */
     else if (err == COMMON_EAGAIN) op->amount2++;                              /* still open */
@@ -2063,7 +2201,7 @@ static void recover_one_done(rec_t *r, int err) {
 
 static void recover_next(op_t *op) {
     cashu_wallet_t *w = op->w;
-    while (op->idx < op->nrec) {
+    while (!op->step && op->idx < op->nrec) {
         int64_t id = op->rec_ids[op->idx++];
         rec_t *r = calloc(1, sizeof *r);
         op_t *tmp = calloc(1, sizeof *tmp);
@@ -2086,10 +2224,15 @@ static void recover_next(op_t *op) {
         r->op = tmp;
         r->parent = op;
         r->done = recover_one_done;
+        op->live_rec = r;
         snprintf(r->kind, sizeof r->kind, "%s", kind);
         /* keysets are needed to unblind restored signatures: use the cache (loaded at mint_get) */
         rec_start(r);
         return;
+    }
+    if (!op->step) {
+        op->step = 1;
+        return sent_refresh(op);
     }
     int err = op->res.err;
     op->res.err = 0;

@@ -44,6 +44,7 @@ typedef struct cashu_wallet_opts {
     const char *key_path;     /* P2PK private key file (created 0600 if missing) */
     uint64_t timeout_ms;      /* per mint request, 0: 30 000 */
     uint64_t melt_timeout_ms; /* 0: 600 000 */
+    int token_v3;             /* 1: prepared tokens as cashuA (full ids); default cashuB (short ids) */
 } cashu_wallet_opts_t;
 
 typedef struct cashu_balance {
@@ -86,6 +87,11 @@ void cashu_wallet_free(cashu_wallet_t *w);
 /** @brief Our P2PK public key (33 bytes): the lock key for payments to us and refund key. */
 const uint8_t *cashu_wallet_pubkey(const cashu_wallet_t *w);
 
+/** @brief Pin a keyset of @p mint (id re-derived and checked) without asking the mint, with
+ *  whether the mint enforces NUT-11. For tests and providers that pin keysets in advance. */
+struct cashu_keyset;
+int cashu_wallet_add_keyset(cashu_wallet_t *w, const char *mint, const struct cashu_keyset *ks, int nut11);
+
 /** @brief Balance over all mints (@p mint NULL) or one mint. */
 int cashu_wallet_balance(cashu_wallet_t *w, const char *mint, cashu_balance_t *out);
 
@@ -112,7 +118,8 @@ int cashu_wallet_prepare(cashu_wallet_t *w, const char *mint, size_t n, uint64_t
 int cashu_wallet_mark_sent(cashu_wallet_t *w, int64_t bundle_id);
 
 /**
- * @brief Verify an incoming token offline under @p policy and, if it passes, record its
+ * @brief Verify an incoming token offline under @p policy (borrowed for the call; for
+ * cashu_wallet_receive it must stay valid until the callback) and, if it passes, record its
  * proofs as incoming (this also records each Y, so a replay is refused). No mint contact.
  * @return 0 (and *amount), CASHU_EBAD_TOKEN, CASHU_EUNIT, CASHU_EMINT_NOT_ACCEPTED,
  * CASHU_EKEYSET (keyset unknown: call load_mint first), CASHU_EREPLAY, CASHU_ENOT_LOCKED,
@@ -120,6 +127,11 @@ int cashu_wallet_mark_sent(cashu_wallet_t *w, int64_t bundle_id);
  */
 int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token,
                                 const cashu_policy_t *policy, uint64_t *amount);
+
+/** @brief The same checks as cashu_wallet_accept_offline without recording anything (the
+ *  replay check only reads the store). *nproofs (may be NULL) = proofs in the token. */
+int cashu_wallet_verify_offline(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,
+                                uint64_t *amount, size_t *nproofs);
 
 /** @brief Receive a token by swapping it at once (online, final): checks as offline (no lock
  *  required; DLEQ verified when present), then one swap; witnesses signed if locked to us. */

@@ -24,6 +24,7 @@ static const common_opt_t opts[] = {
     {"json", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL, "print results as one JSON object"},
     {"lock", NULL, COMMON_OPT_STR, NULL, 0, 0, "PUBKEY", "send: P2PK-lock to this 33-byte hex key"},
     {"locktime", NULL, COMMON_OPT_U64, "0", 0, 0, "S", "send: locktime, seconds from now (or a unix time ≥ 1e9); refund key = ours"},
+    {"format", NULL, COMMON_OPT_STR, "v4", 0, 0, "V", "send: token format v4 (cashuB) or v3 (cashuA)"},
     {"count", NULL, COMMON_OPT_U64, "1", 1, 1000, "N", "send: prepare N tokens of AMOUNT in one swap"},
     {"wait", NULL, COMMON_OPT_U64, "600", 0, 86400, "S", "mint: wait at most S seconds for payment"},
     {"no-qr", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL, "mint: do not draw the invoice as a QR code"},
@@ -116,7 +117,9 @@ static void print_result(app_t *a, const cashu_result_t *r) {
 
 static void finish(app_t *a, const cashu_result_t *r) {
     print_result(a, r);
+    fflush(stdout);
     a->exit_code = exit_for(r->err);
+    uv_stop(a->loop); /* idle keep-alive connections must not keep the process waiting */
 }
 
 static void draw_qr(const char *text) {
@@ -223,6 +226,7 @@ static int need_amount(app_t *a, uint64_t *amt) {
 static void fail_now(app_t *a, int rc) {
     fprintf(stderr, "dvm-wallet %s: %s\n", a->cmd, common_strerror(rc));
     a->exit_code = exit_for(rc);
+    uv_stop(a->loop);
 }
 
 static void run_command(app_t *a) {
@@ -283,6 +287,51 @@ static void on_loaded_for_accept(void *ud, const cashu_result_t *r) {
     finish(a, &x);
 }
 
+/* verify FILE: offline verification of every token in FILE (one per line), nothing recorded.
+ * Used by scripts/bench/verify.sh; prints {n_tokens, n_proofs, bad, seconds, proofs_per_sec}. */
+static void on_loaded_for_verify(void *ud, const cashu_result_t *r) {
+    app_t *a = ud;
+    if (r->err) return finish(a, r);
+    policy_mints(a);
+    cashu_policy_t pol = {a->mints, common_cfg_bool(a->cfg, "require-lock"), common_cfg_u64(a->cfg, "min-locktime"), 1};
+    FILE *f = fopen(a->arg, "r");
+    if (!f) {
+        fprintf(stderr, "dvm-wallet verify: cannot open %s\n", a->arg);
+        a->exit_code = 1;
+        uv_stop(a->loop);
+        return;
+    }
+    size_t cap = 0, ntok = 0, nproofs = 0, bad = 0;
+    char *line = NULL;
+    ssize_t len;
+    /* read everything first: the timing covers decode + DLEQ + P2PK checks only */
+    char **toks = NULL;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (!len) continue;
+        char **nt = realloc(toks, (ntok + 1) * sizeof *nt);
+        if (!nt) break;
+        toks = nt;
+        toks[ntok++] = strdup(line);
+    }
+    free(line);
+    fclose(f);
+    uint64_t t0 = uv_hrtime();
+    for (size_t i = 0; i < ntok; i++) {
+        size_t np = 0;
+        uint64_t amt;
+        if (cashu_wallet_verify_offline(a->w, toks[i], &pol, &amt, &np)) bad++;
+        nproofs += np;
+    }
+    double secs = (double)(uv_hrtime() - t0) / 1e9;
+    for (size_t i = 0; i < ntok; i++) free(toks[i]);
+    free(toks);
+    printf("{\"n_tokens\":%zu,\"n_proofs\":%zu,\"bad\":%zu,\"seconds\":%.6f,\"proofs_per_sec\":%.1f}\n", ntok,
+           nproofs, bad, secs, secs > 0 ? (double)nproofs / secs : 0.0);
+    a->exit_code = bad ? 5 : 0;
+    uv_stop(a->loop);
+}
+
 static void print_history(void *ud, int64_t id, const char *kind, const char *state, const char *mint,
                           uint64_t amount, uint64_t fee, uint64_t created, const char *detail) {
     app_t *a = ud;
@@ -307,6 +356,7 @@ int main(int argc, char **argv) {
             "  send AMOUNT        print a cashuB token (--lock PUBKEY --locktime S to P2PK-lock)\n"
             "  receive TOKEN      swap a token into this wallet\n"
             "  accept TOKEN       verify a locked token offline (DLEQ, lock, replay) and keep it for claim\n"
+            "  verify FILE        verify every token of FILE offline (one per line), record nothing\n"
             "  claim              swap every accepted incoming token (one swap per mint batch)\n"
             "  refund             reclaim our locked tokens whose locktime has passed\n"
             "  melt BOLT11        pay a Lightning invoice\n"
@@ -335,7 +385,7 @@ int main(int argc, char **argv) {
     a.arg = cfg.npos > 1 ? cfg.pos[1] : NULL;
     a.mint = common_cfg_str(&cfg, "mint");
     static const char *const cmds[] = {"balance", "mint", "send", "receive", "accept", "claim", "refund",
-                                       "melt", "history", "check", "pubkey", "load", NULL};
+                                       "melt", "history", "check", "pubkey", "load", "verify", NULL};
     int known = 0;
     for (const char *const *c = cmds; *c; c++) known |= !strcmp(*c, a.cmd);
     if (!known) {
@@ -363,7 +413,9 @@ int main(int argc, char **argv) {
     common_env_default(&a.env, a.loop, &log);
     a.http = common_http_new(a.loop, &a.env, &rc);
     if (a.http) {
-        cashu_wallet_opts_t wo = {.db_path = dbp, .key_path = keyp, .timeout_ms = common_cfg_u64(&cfg, "timeout")};
+        const char *fmt = common_cfg_str(&cfg, "format");
+        cashu_wallet_opts_t wo = {.db_path = dbp, .key_path = keyp, .timeout_ms = common_cfg_u64(&cfg, "timeout"),
+                                  .token_v3 = fmt && !strcmp(fmt, "v3")};
         rc = cashu_wallet_open(a.loop, a.http, &a.env, &wo, &a.w);
     }
     if (rc) {
@@ -394,6 +446,13 @@ int main(int argc, char **argv) {
         char h[67];
         common_hex_encode(cashu_wallet_pubkey(a.w), 33, h);
         printf("%s\n", h);
+    } else if (!strcmp(a.cmd, "verify")) {
+        if (!a.arg) {
+            fprintf(stderr, "dvm-wallet verify: FILE required\n");
+            a.exit_code = COMMON_EXIT_USAGE;
+        } else if ((rc = cashu_wallet_load_mint(a.w, a.mint, on_loaded_for_verify, &a))) {
+            fail_now(&a, rc);
+        }
     } else if (!strcmp(a.cmd, "accept")) {
         if (!a.arg) {
             fprintf(stderr, "dvm-wallet accept: TOKEN required\n");

@@ -18,6 +18,7 @@
 #include "common/common_http.h"
 #include "customer/customer_run.h"
 #include "customer/customer_tcp.h"
+#include "customer/customer_swarm.h"
 #include "dht/dht_identity.h"
 #include "protocol/proto_joinlink.h"
 
@@ -34,7 +35,15 @@ static const common_opt_t opts[] = {
     {"peer", "DVM_PEER", COMMON_OPT_LIST, NULL, 0, 0, "HOST:PORT",
      "connect directly (secret-stream over TCP); repeat for fallback providers"},
     {"join", "DVM_JOIN", COMMON_OPT_STR, NULL, 0, 0, "LINK",
-     "dvm://<kind>/<topic>?pk=..&name=.. join link (needs Hyperswarm discovery)"},
+     "dvm://<kind>/<topic>?pk=..&name=.. join link: connect to that provider"},
+    {"bootstrap", "DVM_BOOTSTRAP", COMMON_OPT_LIST, NULL, 0, 0, "HOST:PORT",
+     "DHT bootstrap node (repeatable; default: the public hyperdht nodes)"},
+    {"allow-local", "DVM_ALLOW_LOCAL", COMMON_OPT_BOOL, "false", 0, 0, NULL,
+     "accept loopback/private DHT addresses (test and LAN networks)"},
+    {"swarm-host", "DVM_SWARM_HOST", COMMON_OPT_STR, NULL, 0, 0, "IP",
+     "bind address of the DHT/UDX sockets (default 0.0.0.0)"},
+    {"discover-timeout", "DVM_DISCOVER_TIMEOUT", COMMON_OPT_U64, "30000", 100, 3600000, "MS",
+     "give up when no provider is found on the topic this long"},
     {"json", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL, "status as NDJSON events on stderr"},
     {"idle-timeout", "DVM_IDLE_TIMEOUT", COMMON_OPT_U64, "30000", 100, 86400000, "MS",
      "give up on a provider silent this long"},
@@ -65,6 +74,7 @@ typedef struct app {
     cashu_wallet_t *wallet;
     common_http_t *http;
     uv_timer_t fin;
+    customer_swarm_dialer_t *swd;
 } app_t;
 
 /* After the job: wait for the wallet (release of unsent micro-tokens), then close it. */
@@ -73,6 +83,10 @@ static void on_fin(uv_timer_t *t) {
     if (customer_pay_cashu_outstanding(a->pay) > 0) return;
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, NULL);
+    if (a->swd) {
+        customer_swarm_close(a->swd, NULL, NULL);
+        a->swd = NULL;
+    }
     a->pay->ops->close(a->pay->self);
     cashu_wallet_free(a->wallet);
     a->wallet = NULL;
@@ -211,8 +225,9 @@ int main(int argc, char **argv) {
         .name = "dvm-customer",
         .usage = "dvm-customer [options] [PROMPT... | -]",
         .description =
-            "Customer: asks a provider for kind-N output, checks the price, pays one "
-            "micro-token per cycle from the budget, prints the text on stdout as it arrives.",
+            "Customer: finds a provider on the Hyperswarm topic of the kind (or the one of "
+            "--join LINK, or --peer HOST:PORT over TCP), checks the price, pays one micro-token "
+            "per cycle from the budget, prints the text on stdout as it arrives.",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
     };
@@ -253,6 +268,8 @@ int main(int argc, char **argv) {
     char *const *peers;
     size_t npeers = common_cfg_list(&cfg, "peer", &peers);
     const char *join = common_cfg_str(&cfg, "join");
+    uint8_t join_pk[32];
+    int has_join_pk = 0;
     uint32_t kind = (uint32_t)common_cfg_u64(&cfg, "kind");
     if (join) {
         proto_joinlink_t jl;
@@ -266,18 +283,10 @@ int main(int argc, char **argv) {
             goto out;
         }
         kind = jl.kind;
-        if (!npeers) {
-            fprintf(stderr, "dvm-customer: --join needs Hyperswarm discovery, which is not wired "
-                            "in this build yet; use --peer HOST:PORT\n");
-            rc = CUSTOMER_EXIT_NO_PROVIDER;
-            goto out;
+        if (jl.has_pk) {
+            memcpy(join_pk, jl.pk, 32);
+            has_join_pk = 1;
         }
-    }
-    if (!npeers) {
-        fprintf(stderr, "dvm-customer: no provider to ask: give --peer HOST:PORT (Hyperswarm "
-                        "topic discovery is not wired in this build yet)\n");
-        rc = CUSTOMER_EXIT_NO_PROVIDER;
-        goto out;
     }
     rc = CUSTOMER_EXIT_INTERNAL;
     a.loop = uv_default_loop();
@@ -332,7 +341,26 @@ int main(int argc, char **argv) {
     cc.input = (const char *)prompt.data;
     customer_tcp_dialer_t td = {.loop = a.loop, .env = &env, .kp = &kp, .peers = peers, .npeers = npeers};
     customer_dialer_t dl;
-    customer_tcp_dialer(&td, &dl);
+    if (npeers) {
+        customer_tcp_dialer(&td, &dl);
+    } else { /* Hyperswarm: the kind's topic, or the provider of the join link */
+        char *const *boot;
+        agent_swarm_opts_t so;
+        memset(&so, 0, sizeof so);
+        so.nbootstrap = common_cfg_list(&cfg, "bootstrap", &boot);
+        so.bootstrap = so.nbootstrap ? boot : NULL;
+        so.allow_local = common_cfg_bool(&cfg, "allow-local");
+        so.host = common_cfg_str(&cfg, "swarm-host");
+        uint8_t topic[32];
+        proto_topic(kind, topic);
+        a.swd = customer_swarm_new(a.loop, &env, &kp, &so, topic, has_join_pk ? join_pk : NULL,
+                                   common_cfg_u64(&cfg, "discover-timeout"), &e);
+        if (!a.swd) {
+            fprintf(stderr, "dvm-customer: swarm: %s\n", common_strerror(e));
+            goto out;
+        }
+        customer_swarm_dialer(a.swd, &dl);
+    }
     a.json = common_cfg_bool(&cfg, "json");
     customer_sink_t sink = {on_output, on_note, on_done, &a};
     a.cu = customer_new(a.loop, &env, &cc, &pay, &dl, &sink, &e);
@@ -353,6 +381,7 @@ int main(int argc, char **argv) {
     uv_run(a.loop, UV_RUN_DEFAULT);
     rc = a.exit_code < 0 ? CUSTOMER_EXIT_INTERNAL : a.exit_code;
 out:
+    if (a.swd) customer_swarm_close(a.swd, NULL, NULL); /* error path: not closed by on_fin */
     if (a.cu) customer_free(a.cu);
     if (a.wallet) { /* not reached through on_fin (error path) */
         pay.ops ? pay.ops->close(pay.self) : (void)0;

@@ -79,6 +79,12 @@ void dht_udx_socket_set_other_cb(dht_udx_socket_t *sock, dht_udx_other_cb cb, vo
  *  @return 0 (sent, queued, or silently lost like any UDP datagram), COMMON_ESTATE. */
 int dht_udx_socket_send(dht_udx_socket_t *sock, const void *buf, size_t len,
                         const struct sockaddr_in *to, int ttl);
+/** @brief Feed one datagram as if it had just arrived on @p sock from @p from (demux and
+ *  all). For a UDX packet that reached the "other" callback because its stream was not
+ *  connected yet: the owner may keep a copy and inject it once it connected the stream.
+ *  Must not be called from inside a callback of the same socket's receive path. */
+void dht_udx_socket_inject(dht_udx_socket_t *sock, const uint8_t *buf, size_t len,
+                           const struct sockaddr_in *from);
 /** @brief Close; COMMON_ESTATE while streams use this socket. @p cb runs once the handle
  *  is closed, after which the socket memory is freed. */
 int dht_udx_socket_close(dht_udx_socket_t *sock, dht_udx_socket_close_cb cb, void *ud);

@@ -497,6 +497,12 @@ static void dispatch(dht_udx_socket_t *sock, const uint8_t *buf, size_t len,
     if (sock->other_cb) sock->other_cb(sock, buf, len, from, sock->other_ud);
 }
 
+void dht_udx_socket_inject(dht_udx_socket_t *sock, const uint8_t *buf, size_t len,
+                           const struct sockaddr_in *from) {
+    if (!sock || !buf || !from || len > DHT_UDX_MAX_DATAGRAM) return;
+    dispatch(sock, buf, len, from);
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
     dht_udx_socket_t *sock = h->data;

@@ -8,6 +8,9 @@
  *   dvm-dht announce TOPIC_HEX --seed SEED_HEX [--relay ip:port ...]
  *   dvm-dht unannounce TOPIC_HEX --seed SEED_HEX
  *   dvm-dht serve --seed SEED_HEX     keep our route on 3 relays (announcer); "relays ..."
+ *   dvm-dht serve --topic HEX         announce on a topic, pipe stdin/stdout over the first
+ *                                     connection (Hyperswarm server; status on stderr)
+ *   dvm-dht connect --topic HEX       look the topic up, connect, pipe stdin/stdout
  *   dvm-dht testnet --nodes N         N persistent nodes in one process
  * The node prints "listening <ip:port>" on stdout once bound, "persistent <id>" and
  * "ready" as they happen. Client commands run an ephemeral node and exit 0 on success. */
@@ -23,12 +26,13 @@
 #include "common/common_err.h"
 #include "common/common_prog.h"
 #include "dht/dht_node_uv.h"
+#include "dht/dht_swarm_cli.h"
 
 static const common_opt_t opts[] = {
     {"host", "DVM_DHT_HOST", COMMON_OPT_STR, "0.0.0.0", 0, 0, "IP",
      "bind address; a specific IP is also taken as our public address"},
     {"port", "DVM_DHT_PORT", COMMON_OPT_U64, "49737", 0, 65535, "PORT",
-     "server UDP port (0 = random)"},
+     "server UDP port (0 = random); commands always use a random port"},
     {"bootstrap", "DVM_DHT_BOOTSTRAP", COMMON_OPT_LIST, NULL, 0, 0, "HOST:PORT",
      "bootstrap node (host:port or ip@host:port), repeatable; 'none' for the first node; "
      "default: the public hyperdht nodes"},
@@ -37,13 +41,20 @@ static const common_opt_t opts[] = {
     {"ephemeral", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL,
      "run as an ephemeral (client) node instead of a persistent one"},
     {"seed", "DVM_DHT_SEED", COMMON_OPT_STR, NULL, 0, 0, "HEX",
-     "32-byte key pair seed for announce/unannounce"},
+     "32-byte key pair seed for announce/unannounce/serve, and the identity of "
+     "serve/connect --topic (random when absent)"},
     {"relay", NULL, COMMON_OPT_LIST, NULL, 0, 0, "IP:PORT", "relay address to announce"},
     {"repeat", NULL, COMMON_OPT_U64, "1", 1, 10000, "N",
      "lookup: run N lookups one after another, printing 'lookup_ms <ms> <datagrams>' each"},
+    {"topic", NULL, COMMON_OPT_STR, NULL, 0, 0, "HEX",
+     "serve/connect: 32-byte topic; serve with --topic pipes stdin/stdout over the first "
+     "swarm connection (without it, serve only keeps the announcer running)"},
+    {"refresh-ms", NULL, COMMON_OPT_U64, "600000", 100, 3600000, "MS",
+     "serve/connect --topic: re-run the topic lookup/announce this often"},
     {"nodes", NULL, COMMON_OPT_U64, "10", 1, 500, "N", "testnet: number of nodes"},
     {"timeout", NULL, COMMON_OPT_U64, "30000", 100, 600000, "MS",
-     "client commands: give up after this long"},
+     "client commands and connect --topic: give up after this long; serve --topic: only "
+     "when given (exit 1 if no connection came)"},
     COMMON_OPTS_STANDARD,
 };
 
@@ -200,16 +211,53 @@ static void on_persistent(void *ud) {
     fflush(stdout);
 }
 
+static int run_swarm_cli(const common_cfg_t *cfg, common_log_t *log, int server) {
+    dht_swarm_cli_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.server = server;
+    const char *t = common_cfg_str(cfg, "topic");
+    if (!t || common_hex_decode_exact(t, o.topic, 32) != 0 || cfg->npos != 1) {
+        fprintf(stderr, "dvm-dht: %s needs --topic with 64 hex digits\n",
+                server ? "serve" : "connect");
+        return COMMON_EXIT_USAGE;
+    }
+    uint8_t seed[32];
+    const char *sd = common_cfg_str(cfg, "seed");
+    if (sd) {
+        if (common_hex_decode_exact(sd, seed, 32) != 0) {
+            fprintf(stderr, "dvm-dht: --seed needs 64 hex digits\n");
+            return COMMON_EXIT_USAGE;
+        }
+        o.seed = seed;
+    }
+    char *const *bl;
+    size_t nb = common_cfg_list(cfg, "bootstrap", &bl);
+    o.bootstrap = nb ? bl : NULL;
+    o.nbootstrap = nb;
+    o.host = common_cfg_str(cfg, "host");
+    o.port = 0;
+    o.allow_local = common_cfg_bool(cfg, "allow-local");
+    o.refresh_ms = (uint32_t)common_cfg_u64(cfg, "refresh-ms");
+    o.timeout_ms = !server || common_cfg_source(cfg, "timeout") != COMMON_SRC_DEFAULT
+                       ? common_cfg_u64(cfg, "timeout")
+                       : 0;
+    int rc = dht_swarm_cli_run(&o, log);
+    sodium_memzero(seed, sizeof seed);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     static const common_prog_desc_t desc = {
         .name = "dvm-dht",
-        .usage = "dvm-dht [options] [testnet | serve | lookup TOPIC | find-peer PK | announce TOPIC "
-                 "| unannounce TOPIC]",
+        .usage = "dvm-dht [options] [testnet | serve [--topic HEX] | connect --topic HEX | "
+                 "lookup TOPIC | find-peer PK | announce TOPIC | unannounce TOPIC]",
         .description =
             "A standalone Hyperswarm-compatible DHT node (dht-rpc + hyperdht records), "
             "persistent by default and usable as the bootstrap of a private or test network. "
             "Prints 'listening IP:PORT' once bound. With a command, runs an ephemeral node, "
-            "performs it and exits (0 on success).",
+            "performs it and exits (0 on success). 'connect --topic' and 'serve --topic' join a "
+            "topic as a Hyperswarm client or server and pipe stdin/stdout over the first "
+            "encrypted connection (status lines on stderr; --timeout bounds the wait for it).",
         .opts = opts,
         .nopts = sizeof opts / sizeof opts[0],
         .epilog = "Exit status: 0 ok, 1 failure, 2 usage error.",
@@ -224,6 +272,11 @@ int main(int argc, char **argv) {
     if (cfg.npos > 0) {
         a.cmd = cfg.pos[0];
         if (strcmp(a.cmd, "testnet") == 0) goto testnet;
+        if (strcmp(a.cmd, "connect") == 0 ||
+            (strcmp(a.cmd, "serve") == 0 && common_cfg_str(&cfg, "topic"))) {
+            rc = run_swarm_cli(&cfg, &log, strcmp(a.cmd, "serve") == 0);
+            goto out;
+        }
         if (strcmp(a.cmd, "serve") == 0) {
             uint8_t seed[32];
             const char *sd = common_cfg_str(&cfg, "seed");

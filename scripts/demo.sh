@@ -1,33 +1,126 @@
 #!/usr/bin/env bash
 # The main job on local defaults: a local DHT bootstrap node, the dev mint, the dev LLM
-# (canned text, not a model), one provider (dvm-agent, kind 5100) and one customer
-# (dvm-customer) who pays per cycle and prints the streamed text.
+# (canned text, not a model), one provider (dvm-agent, kind 5100, with its QR code) and one
+# customer (dvm-customer) funded from the dev mint, who pays per cycle and prints the text.
 #
-# Until the agent and customer land (issue #9), this script sets up and builds, prints the
-# plan, and says plainly that the paid job cannot run yet. It never fakes output.
+# Usage: scripts/demo.sh [--keep]
+#   --keep   leave the network up afterwards and print how to run more customers
+#            (stop it with the printed kill command).
+# Everything runs on 127.0.0.1 in a temporary directory; only processes started here are
+# stopped, by PID. Exit status 0 when the customer got its text and the agent claimed.
+#
+# Limitation today: Hyperswarm discovery is not wired into dvm-agent/dvm-customer yet, so the
+# customer reaches the agent with --peer (secret-stream over TCP). The DHT bootstrap node is
+# started to show the network shape; nothing uses it yet. This script says so when it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+keep=0
+[[ ${1:-} == --keep ]] && keep=1
 
 scripts/setup.sh
 build=${BUILD_DIR:-build/release}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" >/dev/null
 echo "demo: built into $build"
+AGENT=$PWD/$build/agent/dvm-agent
+CUST=$PWD/$build/customer/dvm-customer
+WALLET=$PWD/$build/cashu/dvm-wallet
+DHT=$PWD/$build/dht/dvm-dht
 
-cat <<'PLAN'
-demo: the plan
-  1. dvm-dht --host 127.0.0.1 --allow-local          a private bootstrap node
-  2. node scripts/dev-mint                            a Cashu test mint on 127.0.0.1 (fake Lightning)
-  3. node scripts/dev-llm                             canned text, not a model
-  4. dvm-agent --kind=5100 --qr                       joins sha256("2020117-dvm-kind-5100")
-  5. dvm-wallet mint 100                              funds the customer from the dev mint
-  6. dvm-customer --kind=5100 --budget=50 "prompt"    finds the agent, pays per cycle, prints text
-PLAN
+T=$(mktemp -d /tmp/swarmdvm-demo.XXXXXX)
+PIDS=()
+cleanup() {
+  if [[ $keep == 1 ]]; then return; fi
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$T"
+}
+trap cleanup EXIT
+wait_line() { local i; for ((i = 0; i < $3 * 20; i++)); do grep -qE "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+die() { echo "demo: $*" >&2; exit 1; }
 
-# The real run starts here once dvm-agent and dvm-customer work; until then, say so.
-if "$build/customer/dvm-customer" --help 2>/dev/null | grep -q "NOT IMPLEMENTED YET"; then
-  echo "demo: dvm-agent and dvm-customer are not implemented yet (issue #9): nothing was run." >&2
+# 1. a private DHT bootstrap node
+"$DHT" --host 127.0.0.1 --port 0 --allow-local --bootstrap none --data-dir "$T/dht" >"$T/dht.out" 2>"$T/dht.err" &
+PIDS+=($!)
+wait_line "$T/dht.out" '^listening' 10 || die "dvm-dht did not start: $(cat "$T/dht.err")"
+echo "demo: 1. dvm-dht bootstrap node $(grep -o '127.0.0.1:[0-9]*' "$T/dht.out" | head -1)" \
+  "(not used yet: Hyperswarm discovery is not wired into the agent/customer)"
+
+# 2. the dev mint (real Cashu crypto, fake Lightning)
+node scripts/dev-mint/dev-mint.mjs --port 0 --state-dir "$T/mint" >"$T/mint.out" 2>"$T/mint.err" &
+PIDS+=($!)
+wait_line "$T/mint.out" 'dev-mint ready' 20 || die "dev mint did not start: $(cat "$T/mint.err")"
+MINT=$(grep -o 'http://127.0.0.1:[0-9]*' "$T/mint.out" | head -1)
+echo "demo: 2. dev mint $MINT (fake Lightning: invoices are paid at once)"
+
+# 3. the dev LLM: canned text, NOT a model
+node scripts/dev-llm/server.js --port 0 --quiet --tokens 40 --token-ms 30 >"$T/llm.out" 2>&1 &
+PIDS+=($!)
+wait_line "$T/llm.out" 'listening' 10 || die "dev-llm did not start"
+LLM=$(grep -o 'http://127.0.0.1:[0-9]*' "$T/llm.out" | head -1)
+echo "demo: 3. dev LLM $LLM — canned text, not a model (use Ollama for real output, see README)"
+
+# 4. the provider, with its join link and QR code
+"$AGENT" --agent demo-agent --kind 5100 --data-dir "$T/agent" --listen 127.0.0.1:0 \
+  --llm-url "$LLM" --model llama3.2 --mint "$MINT" --qr >"$T/agent.out" 2>"$T/agent.err" &
+AGENT_PID=$!
+PIDS+=($AGENT_PID)
+wait_line "$T/agent.out" '^listening ' 20 || die "dvm-agent did not start: $(cat "$T/agent.err")"
+ADDR=$(grep '^listening ' "$T/agent.out" | grep -o '127.0.0.1:[0-9]*')
+echo "demo: 4. dvm-agent on $ADDR; its join link and QR code:"
+sed -n '/^join /,/^listening /p' "$T/agent.out" | grep -v '^listening '
+
+# 5. fund the customer from the dev mint (dvm-wallet lingers on idle HTTP connections after
+#    printing its result, so wait for the line and stop it by PID)
+wal() {
+  local pat=$1 i out=$T/wal.out; shift
+  : >"$out"
+  "$WALLET" "$@" >"$out" 2>"$T/wal.err" &
+  local p=$!
+  for ((i = 0; i < 600; i++)); do
+    kill -0 $p 2>/dev/null || break
+    grep -qE "$pat" "$out" && { sleep 0.1; kill $p 2>/dev/null || true; break; }
+    sleep 0.05
+  done
+  wait $p 2>/dev/null || true
+  grep -E "$pat" "$out" || die "dvm-wallet $*: $(cat "$T/wal.err")"
+}
+wal '^mint:' --data-dir "$T/customer" --mint "$MINT" mint 100 --no-qr --wait 20 >/dev/null
+echo "demo: 5. customer wallet funded: $("$WALLET" --data-dir "$T/customer" balance | head -1)"
+
+# 6. the customer: text on stdout, status on stderr
+echo "demo: 6. dvm-customer --kind=5100 --budget=50 --peer $ADDR \"Tell me about peer-to-peer markets\""
+echo "----------------------------------------------------------------------------------------"
+set +e
+"$CUST" --data-dir "$T/customer" --kind=5100 --budget=50 --mint "$MINT" --peer "$ADDR" \
+  "Tell me about peer-to-peer markets" 2>"$T/customer.err"
+rc=$?
+set -e
+echo
+echo "----------------------------------------------------------------------------------------"
+grep '^\[dvm\]' "$T/customer.err" | sed 's/^/demo: customer: /' || true
+[[ $rc -eq 0 ]] || die "dvm-customer exited $rc: $(tail -5 "$T/customer.err")"
+
+# 7. figures: the customer's spend, the provider's earnings once claimed
+for ((i = 0; i < 100; i++)); do
+  [[ $("$WALLET" --data-dir "$T/agent" --json balance | grep -o '"incoming":[0-9]*') == '"incoming":0' ]] && break
+  sleep 0.1
+done
+echo "demo: customer wallet: $("$WALLET" --data-dir "$T/customer" --json balance)"
+echo "demo: agent wallet:    $("$WALLET" --data-dir "$T/agent" --json balance)"
+
+if [[ $keep == 1 ]]; then
+  cat <<EOF
+demo: the network stays up (--keep). More customers:
+  $CUST --data-dir $T/customer --mint $MINT --peer $ADDR --budget=30 "another prompt"
+  $WALLET --data-dir $T/customer --mint $MINT mint 100 --no-qr     # more sats
+  $AGENT --data-dir $T/agent --mint $MINT --stats                  # earnings
+Stop everything: kill ${PIDS[*]}; rm -rf $T
+EOF
   exit 0
 fi
-echo "demo: programs present but the demo run is not wired yet" >&2
-exit 1
+kill -INT "$AGENT_PID"
+wait "$AGENT_PID" || die "dvm-agent did not stop cleanly"
+echo "demo: agent stopped; its ledger:"
+"$AGENT" --data-dir "$T/agent" --mint "$MINT" --stats | sed 's/^/demo:   /'
+echo "demo: done"

@@ -271,8 +271,9 @@ const routes = {
     const ins = checkInputs(b.inputs);
     const outSum = checkOutputs(b.outputs, false);
     if (ins.sum - ins.fee !== outSum) err(11005, `transaction not balanced: inputs ${ins.sum}, fee ${ins.fee}, outputs ${outSum}`);
-    for (const y of ins.ys) st.spent[y] = { at: Date.now() };
+    ins.ys.forEach((y, i) => { st.spent[y] = { at: Date.now(), amount: Number(amountOf(b.inputs[i].amount)) }; });
     const signatures = sign(b.outputs);
+    st.swaps = (st.swaps || 0) + 1;
     save();
     return { signatures };
   },
@@ -292,7 +293,7 @@ const routes = {
     const ins = checkInputs(b.inputs);
     const need = BigInt(q.amount + q.fee_reserve) + ins.fee;
     if (ins.sum < need) err(11005, `inputs ${ins.sum} < amount + fee_reserve + fee ${need}`);
-    for (const y of ins.ys) st.spent[y] = { at: Date.now() };
+    ins.ys.forEach((y, i) => { st.spent[y] = { at: Date.now(), amount: Number(amountOf(b.inputs[i].amount)) }; });
     q.state = 'PAID';
     q.payment_preimage = hex(crypto.randomBytes(32));
     q.paid_sats = Number(ins.sum - ins.fee);
@@ -319,7 +320,11 @@ const routes = {
     return { ok: true, fault };
   },
   'GET /dev/state': () => ({
-    spent: Object.keys(st.spent).length, signatures: Object.keys(st.sigs).length,
+    spent: Object.keys(st.spent).length, signatures: Object.keys(st.sigs).length, swaps: st.swaps || 0,
+    issued_sats: Object.values(st.sigs).reduce((a, s) => a + s.amount, 0),
+    spent_sats: Object.values(st.spent).reduce((a, s) => a + (s.amount || 0), 0),
+    outstanding_sats: Object.values(st.sigs).reduce((a, s) => a + s.amount, 0)
+      - Object.values(st.spent).reduce((a, s) => a + (s.amount || 0), 0),
     melted_sats: Object.values(st.meltQuotes).reduce((a, q) => a + (q.state === 'PAID' ? q.amount : 0), 0),
     minted_sats: Object.values(st.mintQuotes).reduce((a, q) => a + (q.state === 'ISSUED' ? q.amount : 0), 0),
     active_keyset: active.id, fee_ppk: active.fee,

@@ -72,6 +72,13 @@ try {
     }
     out({ amount: Number(sumProofs(t.proofs)), n: t.proofs.length, mint: t.mint, unit: t.unit,
       ids: [...new Set(t.proofs.map((p) => p.id))], dleq_all: dleqAll, locked_to_all: lockedAll });
+  } else if (cmd === 'tamper-dleq') {
+    const ids = (await (await fetch(mintUrl + '/v1/keysets')).json()).keysets.map((k) => k.id);
+    const t = getDecodedToken(args[0], ids);
+    const p = t.proofs[0];
+    const e = p.dleq.e;
+    p.dleq = { ...p.dleq, e: e.slice(0, -1) + (e.endsWith('0') ? '1' : '0') };
+    out({ token: getEncodedToken(t) });
   } else if (cmd === 'receive') {
     const w = await wallet();
     const cfg = args[1] ? { privkey: args[1] } : {};

@@ -101,7 +101,7 @@ fund "$T/cust" $CUST0 && fund "$T/outer" $OUTER0 || { bad "funding wallets at th
 ok "dev mint, two dev LLMs, wallets funded (customer $CUST0, 5302 agent $OUTER0)"
 
 # ---- agents -------------------------------------------------------------------------------
-"$AGENT" --kind 5100 --agent inner --data-dir "$T/inner" --listen 127.0.0.1:0 \
+"$AGENT" --kind 5100 --agent inner --data-dir "$T/inner" --swarm=false --listen 127.0.0.1:0 \
   --llm-url "$LLM_IN" --mint "$MINT" --sats-per-chunk 1 --chunks-per-payment 10 \
   --payment-timeout 5000 --max-jobs 3 >"$T/inner.out" 2>"$T/inner.err" &
 INNER_PID=$!
@@ -110,13 +110,13 @@ INNER=$(wait_for "$T/inner.out" '^listening ' 20 | awk '{print $2}')
 [[ -n $INNER ]] || { bad "5100 agent did not start"; cat "$T/inner.err" >&2; finish; }
 
 # SUB_CHANNEL=api is refused with a clear message (before anything is served)
-SUB_CHANNEL=api "$AGENT" --kind 5302 --sub-kind 5100 --sub-peer "$INNER" --agent chk --data-dir "$T/chk" \
+SUB_CHANNEL=api "$AGENT" --kind 5302 --sub-kind 5100 --sub-peer "$INNER" --agent chk --data-dir "$T/chk" --swarm=false \
   --listen 127.0.0.1:0 --llm-url "$LLM_OUT" --mint "$MINT" --no-llm-check >"$T/chk.out" 2>"$T/chk.err"
 rc=$?
 check "SUB_CHANNEL=api refused (exit $rc: $(head -c 120 "$T/chk.err" | tr '\n' ' '))" \
   bash -c "[[ $rc -eq 2 ]] && grep -q 'SUB_CHANNEL=api' '$T/chk.err'"
 
-"$AGENT" --kind 5302 --agent outer --data-dir "$T/outer" --listen 127.0.0.1:0 \
+"$AGENT" --kind 5302 --agent outer --data-dir "$T/outer" --swarm=false --listen 127.0.0.1:0 \
   --llm-url "$LLM_OUT" --mint "$MINT" --sats-per-chunk 1 --chunks-per-payment 10 \
   --payment-timeout 5000 --max-jobs 3 \
   --sub-kind 5100 --sub-peer "$INNER" --sub-budget 100 --sub-batch-size 60 --max-sats-per-chunk 2 \

@@ -18,6 +18,8 @@
 
 #include "agent/agent_pipe_batch.h"
 #include "agent/agent_tcp.h"
+#include "customer/customer_swarm.h"
+#include "protocol/proto_joinlink.h"
 #include "common/common_err.h"
 #include "common/common_log.h"
 #include "dht/dht_tcp.h"
@@ -61,6 +63,9 @@ struct pjob {
     customer_pay_t pay;
     int pay_ok, cu_started, cu_done, sub_exit;
     unsigned conns; /* dialed connections not yet closed */
+    customer_swarm_dialer_t *swd; /* Hyperswarm discovery (no --sub-peer) */
+    customer_dialer_t swdl;
+    int swd_closing;
     uint64_t spent, sub_chunks;
     int got_output;
     agent_pipe_batch_t *bat;
@@ -189,9 +194,22 @@ static void reap_cb(uv_timer_t *t) {
     job_release(j);
 }
 
+static void swarm_closed(void *ud) {
+    pjob_t *j = ud;
+    j->swd = NULL;
+    job_maybe_reap(j);
+}
+
 static void job_maybe_reap(pjob_t *j) {
     if (j->reaping || !j->ended || j->lgen || j->lgen_starting || j->conns) return;
     if (j->cu && j->cu_started && !j->cu_done) return;
+    if (j->swd) { /* close the temporary swarm first: its connections talk to j->cu */
+        if (!j->swd_closing) {
+            j->swd_closing = 1;
+            customer_swarm_close(j->swd, swarm_closed, j);
+        }
+        return;
+    }
     j->reaping = 1;
     uv_timer_stop(&j->timer);
     uv_timer_start(&j->timer, reap_cb, 0, 20);
@@ -524,9 +542,9 @@ static void c_close(dht_tcp_conn_t *c, int status, void *ud) {
 static int dial(void *self, customer_t *cu, size_t attempt) {
     pjob_t *j = self;
     agent_pipe_t *p = j->p;
-    (void)cu;
     /* a retry after output began would feed the sub-task's beginning twice */
     if (j->got_output || j->closing) return COMMON_ENOTFOUND;
+    if (j->swd) return j->swdl.dial(j->swdl.self, cu, attempt);
     if (attempt >= p->deps.npeers) return COMMON_ENOTFOUND;
     char host[256];
     uint16_t port;
@@ -605,13 +623,22 @@ static void *g_start(void *self, const agent_llm_params_t *params, const agent_g
         cc.max_attempts = p->cfg.max_attempts ? p->cfg.max_attempts : 8;
         customer_dialer_t dl = {.dial = dial, .self = j};
         customer_sink_t sink = {.output = s_output, .note = s_note, .done = s_done, .ud = j};
-        j->cu = customer_new(p->loop, p->env, &cc, &j->pay, &dl, &sink, &rc);
+        if (p->deps.npeers == 0) {
+            uint8_t topic[32];
+            proto_topic(p->cfg.sub_kind, topic);
+            j->swd = customer_swarm_new(p->loop, p->env, p->deps.kp, p->deps.swarm, topic, NULL,
+                                        p->deps.discover_ms ? p->deps.discover_ms : 30000, &rc);
+            if (j->swd) customer_swarm_dialer(j->swd, &j->swdl);
+            else if (!rc) rc = COMMON_ENOMEM;
+        }
+        if (!rc) j->cu = customer_new(p->loop, p->env, &cc, &j->pay, &dl, &sink, &rc);
     }
     if (rc || !j->cu) {
         if (j->pay_ok) {
             j->pay.ops->close(j->pay.self);
             p->deps.pay_free(p->deps.pay_ud, &j->pay);
         }
+        if (j->swd) customer_swarm_close(j->swd, NULL, NULL);
         agent_pipe_batch_free(j->bat);
         free(j->input);
         free(j->system);
@@ -653,7 +680,7 @@ void agent_pipe_gen(agent_pipe_t *p, agent_gen_t *out) {
 agent_pipe_t *agent_pipe_new(uv_loop_t *loop, const common_env_t *env, const agent_pipe_cfg_t *cfg,
                              const agent_pipe_deps_t *deps, int *err) {
     if (!loop || !env || !cfg || !deps || !deps->local || !deps->pay_new || !deps->pay_busy ||
-        !deps->pay_free || !deps->kp || !cfg->mint_url || cfg->batch_chars == 0 ||
+        !deps->pay_free || !deps->kp || (deps->npeers == 0 && !deps->swarm) || !cfg->mint_url || cfg->batch_chars == 0 ||
         (cfg->prompt_template && strlen(cfg->prompt_template) > AGENT_PIPE_MAX_TEMPLATE)) {
         *err = COMMON_EINVAL;
         return NULL;

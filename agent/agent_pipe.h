@@ -6,7 +6,8 @@
  *        work on top, both legs streaming.
  *
  * Per generation (= one outer job, one capacity slot of the agent's MAX_JOBS):
- *   1. a customer session (customer_run) on SUB_KIND with its own budget (SUB_BUDGET) and
+ *   1. a customer session (customer_run) on SUB_KIND (--sub-peer list over TCP, or the
+ *      sub-kind's Hyperswarm topic through a temporary client swarm per job) with its own budget (SUB_BUDGET) and
  *      highest price (MAX_SATS_PER_CHUNK), paid from the agent's own wallet through a fresh
  *      customer_pay_t per job; the outer job's prompt is the sub-task's input;
  *   2. the sub-provider's text goes into a batcher (agent_pipe_batch: SUB_BATCH_SIZE
@@ -49,6 +50,7 @@
 #include "common/common_env.h"
 #include "customer/customer_pay.h"
 #include "customer/customer_run.h"
+#include "agent/agent_swarm.h"
 #include "dht/dht_crypto.h"
 
 #ifndef AGENT_PIPE_MAX_TEMPLATE
@@ -77,6 +79,11 @@ typedef struct agent_pipe_deps {
     const dht_keypair_t *kp;
     char *const *peers;
     size_t npeers;
+    /* With no peers: per job a temporary Hyperswarm client (customer_swarm) looks up the
+     * sub-kind's topic with these options (bootstrap, allow_local...) and waits up to
+     * discover_ms for a first provider (0: 30 000); closed when the job ends. */
+    const agent_swarm_opts_t *swarm;
+    uint64_t discover_ms;
     /* a fresh payments handle per job, from the agent's own wallet */
     int (*pay_new)(void *ud, customer_pay_t *out);
     unsigned (*pay_busy)(void *ud, const customer_pay_t *p); /* wallet calls in flight */

@@ -32,9 +32,9 @@ int agent_pipe_check_cfg(const common_cfg_t *cfg, uint32_t kind, char *why, size
     if (agent_pipe_channel_check(common_cfg_str(cfg, "sub-channel"), why, whylen))
         return COMMON_EINVAL;
     char *const *peers;
-    if (common_cfg_list(cfg, "sub-peer", &peers) == 0) {
-        snprintf(why, whylen, "--sub-kind needs --sub-peer HOST:PORT (Hyperswarm topic "
-                              "discovery of sub-providers is not wired in this build yet)");
+    if (common_cfg_list(cfg, "sub-peer", &peers) == 0 && !common_cfg_bool(cfg, "swarm")) {
+        snprintf(why, whylen, "--sub-kind needs Hyperswarm (--swarm, the default) to find "
+                              "sub-providers on their topic, or --sub-peer HOST:PORT");
         return COMMON_EINVAL;
     }
     if (sub_budget(cfg) == 0) {
@@ -81,6 +81,16 @@ int agent_pipe_setup(uv_loop_t *loop, const common_env_t *env, const common_cfg_
     d.kp = kp;
     d.peers = peers;
     d.npeers = npeers;
+    if (npeers == 0) { /* per job, a client swarm on the sub-kind's topic */
+        char *const *boot;
+        out->swarm.nbootstrap = common_cfg_list(cfg, "bootstrap", &boot);
+        out->swarm.bootstrap = out->swarm.nbootstrap ? boot : NULL;
+        out->swarm.allow_local = common_cfg_bool(cfg, "allow-local");
+        out->swarm.host = common_cfg_str(cfg, "swarm-host");
+        out->swarm.port = 0; /* not the server's port: a random one per job */
+        d.swarm = &out->swarm;
+        d.discover_ms = common_cfg_u64(cfg, "sub-discover-timeout");
+    }
     d.pay_new = pay_new;
     d.pay_busy = pay_busy;
     d.pay_free = pay_free;

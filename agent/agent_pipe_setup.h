@@ -27,7 +27,9 @@
     {"target-lang", "TARGET_LANG", COMMON_OPT_STR, "English", 0, 0, "LANG",                      \
      "pipeline: {lang} of the instruction template"},                                            \
     {"sub-idle-timeout", "SUB_IDLE_TIMEOUT", COMMON_OPT_U64, "30000", 100, 86400000, "MS",       \
-     "pipeline: give up on a sub-provider silent this long"}
+     "pipeline: give up on a sub-provider silent this long"},                                    \
+    {"sub-discover-timeout", "SUB_DISCOVER_TIMEOUT", COMMON_OPT_U64, "30000", 100, 3600000, "MS", \
+     "pipeline without --sub-peer: wait this long for a sub-provider on the topic"}
 
 typedef struct agent_pipe_setup {
     agent_pipe_t *pipe;
@@ -35,6 +37,7 @@ typedef struct agent_pipe_setup {
     uv_loop_t *loop;
     cashu_wallet_t *wallet;
     char *mint;
+    agent_swarm_opts_t swarm; /* sub-provider discovery when no --sub-peer is given */
 } agent_pipe_setup_t;
 
 /** @brief Usage checks only (SUB_CHANNEL, --sub-peer, budget, kinds): call early in main. */

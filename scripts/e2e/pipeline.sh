@@ -26,6 +26,7 @@ fi
 AGENT=$build/agent/dvm-agent
 CUST=$build/customer/dvm-customer
 WALLET=$build/cashu/dvm-wallet
+DHT=$build/dht/dvm-dht
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 
 T=$(mktemp -d /tmp/e2e-pipeline.XXXXXX)
@@ -71,6 +72,13 @@ LLM_IN=$(wait_for "$T/llm-in.out" 'listening on' 20 | sed 's/.*listening on //')
 LLM_OUT=$(wait_for "$T/llm-out.out" 'listening on' 20 | sed 's/.*listening on //')
 [[ -n $LLM_IN && -n $LLM_OUT ]] || { bad "dev LLMs did not start"; finish; }
 
+# a private DHT bootstrap node (Hyperswarm discovery of the sub-provider, scenario 4)
+"$DHT" --host 127.0.0.1 --port 0 --allow-local --bootstrap none --data-dir "$T/dht" >"$T/dht.out" 2>"$T/dht.err" &
+pids+=($!)
+BOOT=$(wait_for "$T/dht.out" '^listening' 20 | grep -oE '127\.0\.0\.1:[0-9]+' | head -1)
+[[ -n $BOOT ]] || { bad "dvm-dht bootstrap node did not start"; cat "$T/dht.err" >&2; finish; }
+SW=(--bootstrap "$BOOT" --allow-local --swarm-host 127.0.0.1)
+
 # ---- wallets ------------------------------------------------------------------------------
 balance() { # DIR FIELD
   "$WALLET" --data-dir "$1" --json balance 2>/dev/null | node -e \
@@ -83,6 +91,7 @@ total() { # DIR: every state of the wallet summed
 fund() { # DIR AMOUNT: mint at the dev mint (paid at once). dvm-wallet lingers ~30 s after
   # minting (its loop waits for idle HTTP handles) and its stdout is block-buffered into a
   # file, so watch the balance instead and stop it once the proofs are in its database.
+  balance "$1" unspent >/dev/null # creates the wallet files before two processes open them
   "$WALLET" --data-dir "$1" --mint "$MINT" --no-qr --wait 20 mint "$2" >"$1.fund.out" 2>&1 &
   local wp=$! okf=1
   pids+=($wp)
@@ -94,14 +103,15 @@ fund() { # DIR AMOUNT: mint at the dev mint (paid at once). dvm-wallet lingers ~
   kill "$wp" 2>/dev/null; wait "$wp" 2>/dev/null
   return $okf
 }
-mkdir -p "$T/inner" "$T/outer" "$T/cust"
-chmod 700 "$T/inner" "$T/outer" "$T/cust"
-CUST0=300 OUTER0=400
-fund "$T/cust" $CUST0 && fund "$T/outer" $OUTER0 || { bad "funding wallets at the dev mint"; cat "$T"/*.fund.out >&2; finish; }
-ok "dev mint, two dev LLMs, wallets funded (customer $CUST0, 5302 agent $OUTER0)"
+mkdir -p "$T/inner" "$T/outer" "$T/outer2" "$T/cust"
+chmod 700 "$T/inner" "$T/outer" "$T/outer2" "$T/cust"
+CUST0=800 OUTER0=400 OUTER20=200  # unsent locked micro-tokens stay reserved until their locktime
+fund "$T/cust" $CUST0 && fund "$T/outer" $OUTER0 && fund "$T/outer2" $OUTER20 ||
+  { bad "funding wallets at the dev mint"; cat "$T"/*.fund.out >&2; finish; }
+ok "DHT bootstrap $BOOT, dev mint, two dev LLMs, wallets funded (customer $CUST0, 5302 agents $OUTER0 and $OUTER20)"
 
 # ---- agents -------------------------------------------------------------------------------
-"$AGENT" --kind 5100 --agent inner --data-dir "$T/inner" --swarm=false --listen 127.0.0.1:0 \
+"$AGENT" --kind 5100 --agent inner --data-dir "$T/inner" "${SW[@]}" --listen 127.0.0.1:0 \
   --llm-url "$LLM_IN" --mint "$MINT" --sats-per-chunk 1 --chunks-per-payment 10 \
   --payment-timeout 5000 --max-jobs 3 >"$T/inner.out" 2>"$T/inner.err" &
 INNER_PID=$!
@@ -207,31 +217,51 @@ check "fail: partial result delivered ($(wc -c <"$T/fail.txt" 2>/dev/null || ech
   bash -c "grep -q '\"event\":\"result\"' '$T/fail.err' && [[ -s '$T/fail.txt' ]]"
 check "fail: the 5302 agent saw the sub-task fail" grep -q 'sub-task (kind 5100) failed' "$T/outer.err"
 
-# ---- 4. money -----------------------------------------------------------------------------
+# ---- 4. the sub-provider found on its Hyperswarm topic (no --sub-peer) ------------------
+"$AGENT" --kind 5302 --agent outer2 --data-dir "$T/outer2" "${SW[@]}" --listen 127.0.0.1:0 \
+  --llm-url "$LLM_OUT" --mint "$MINT" --sats-per-chunk 1 --chunks-per-payment 10 \
+  --payment-timeout 5000 --max-jobs 3 \
+  --sub-kind 5100 --sub-budget 50 --sub-batch-size 60 --max-sats-per-chunk 2 \
+  --sub-discover-timeout 20000 >"$T/outer2.out" 2>"$T/outer2.err" &
+OUTER2_PID=$!
+pids+=($OUTER2_PID)
+OUTER2=$(wait_for "$T/outer2.out" '^listening ' 20 | awk '{print $2}')
+if [[ -n $OUTER2 ]]; then
+  OUTER=$OUTER2 run_customer swarm '[[dev:{"tag":"swarm","n":20,"token_ms":20}]] Write a poem.' >/dev/null
+  rc=$(wait_rc swarm 60)
+  rec=$(llm_record "$LLM_IN" swarm)
+  check "swarm: 5302 agent without --sub-peer found the 5100 agent on its topic; job complete (exit $rc, $(wc -c <"$T/swarm.txt" 2>/dev/null || echo 0) bytes, 5100 LLM sent $(jget "$rec" tokens_sent) tokens)" \
+    bash -c "[[ '$rc' == 0 && -s '$T/swarm.txt' && -n '$(jget "$rec" tokens_sent)' ]]"
+else
+  bad "swarm: the second 5302 agent did not start"; cat "$T/outer2.err" >&2
+fi
+
+# ---- 5. money -----------------------------------------------------------------------------
 # stop both agents (they claim what they received), then read ledgers and wallets
-kill -TERM "$OUTER_PID" "$INNER_PID" 2>/dev/null
-for p in $OUTER_PID $INNER_PID; do
+kill -TERM "$OUTER_PID" "$OUTER2_PID" "$INNER_PID" 2>/dev/null
+for p in $OUTER_PID $OUTER2_PID $INNER_PID; do
   for ((i = 0; i < 400; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
 done
 wait "$OUTER_PID"; orc=$?
+wait "$OUTER2_PID"; o2rc=$?
 wait "$INNER_PID"; irc=$?
-check "agents exited cleanly on SIGTERM (5302: $orc, 5100: $irc)" bash -c "[[ $orc == 0 && $irc == 0 ]]"
+check "agents exited cleanly on SIGTERM (5302: $orc and $o2rc, 5100: $irc)" bash -c "[[ $orc == 0 && $o2rc == 0 && $irc == 0 ]]"
 stat() { "$AGENT" --agent "$1" --data-dir "$T/$1" --mint "$MINT" --stats 2>/dev/null | awk -v k="$2" '$1==k{print $2}'; }
-cust_spent=$(cat "$T"/{stream,stop,fail}.err | grep -oE '"event":"done"[^}]*"spent":[0-9]+' | grep -oE '"spent":[0-9]+' | cut -d: -f2 | awk '{s+=$1} END{print s+0}')
+cust_spent=$(cat "$T"/{stream,stop,fail,swarm}.err | grep -oE '"event":"done"[^}]*"spent":[0-9]+' | grep -oE '"spent":[0-9]+' | cut -d: -f2 | awk '{s+=$1} END{print s+0}')
 cust_sent=$(balance "$T/cust" sent)
-outer_earned=$(stat outer sats_earned)
-outer_paid_log=$(grep -oE 'sub-task ended: .* paid [0-9]+ sats' "$T/outer.err" | grep -oE 'paid [0-9]+' | cut -d' ' -f2 | awk '{s+=$1} END{print s+0}')
-outer_sent=$(balance "$T/outer" sent)
+outer_earned=$(( $(stat outer sats_earned) + $(stat outer2 sats_earned) ))
+outer_paid_log=$(cat "$T/outer.err" "$T/outer2.err" | grep -oE 'sub-task ended: .* paid [0-9]+ sats' | grep -oE 'paid [0-9]+' | cut -d' ' -f2 | awk '{s+=$1} END{print s+0}')
+outer_sent=$(( $(balance "$T/outer" sent) + $(balance "$T/outer2" sent) ))
 inner_earned=$(stat inner sats_earned)
-echo "     customer: spent $cust_spent (wallet sent $cust_sent); 5302 agent: earned $outer_earned, paid $outer_paid_log (wallet sent $outer_sent); 5100 agent: earned $inner_earned"
-check "money: customer paid ($cust_sent) = 5302 agent earned ($outer_earned) > 0" \
+echo "     customer: spent $cust_spent (wallet sent $cust_sent); 5302 agents: earned $outer_earned, paid $outer_paid_log (wallet sent $outer_sent); 5100 agent: earned $inner_earned"
+check "money: customer paid ($cust_sent) = 5302 agents earned ($outer_earned) > 0" \
   bash -c "[[ -n '$cust_sent' && '$cust_sent' == '$outer_earned' && '$cust_spent' == '$cust_sent' && $cust_sent -gt 0 ]]"
-check "money: 5302 agent paid ($outer_sent) = 5100 agent earned ($inner_earned) > 0" \
+check "money: 5302 agents paid ($outer_sent) = 5100 agent earned ($inner_earned) > 0" \
   bash -c "[[ -n '$outer_sent' && '$outer_sent' == '$inner_earned' && '$outer_paid_log' == '$outer_sent' && $outer_sent -gt 0 ]]"
-ct=$(total "$T/cust"); ot=$(total "$T/outer"); it=$(total "$T/inner")
-opend=$(( $(balance "$T/outer" incoming) + $(balance "$T/outer" pending) ))
+ct=$(total "$T/cust"); ot=$(( $(total "$T/outer") + $(total "$T/outer2") )); it=$(total "$T/inner")
+opend=$(( $(balance "$T/outer" incoming) + $(balance "$T/outer" pending) + $(balance "$T/outer2" incoming) + $(balance "$T/outer2" pending) ))
 ipend=$(( $(balance "$T/inner" incoming) + $(balance "$T/inner" pending) ))
-echo "     wallet totals: customer $ct (funded $CUST0), 5302 agent $ot (funded $OUTER0 + earned $outer_earned), 5100 agent $it (earned $inner_earned); unclaimed 5302 $opend, 5100 $ipend"
+echo "     wallet totals: customer $ct (funded $CUST0), 5302 agents $ot (funded $OUTER0 + $OUTER20 + earned $outer_earned), 5100 agent $it (earned $inner_earned); unclaimed 5302 $opend, 5100 $ipend"
 check "money: nothing lost (each wallet = funded + earned; everything claimed)" \
-  bash -c "[[ '$ct' == '$CUST0' && '$ot' == '$((OUTER0 + ${outer_earned:-0}))' && '$it' == '$inner_earned' && $opend == 0 && $ipend == 0 ]]"
+  bash -c "[[ '$ct' == '$CUST0' && '$ot' == '$((OUTER0 + OUTER20 + ${outer_earned:-0}))' && '$it' == '$inner_earned' && $opend == 0 && $ipend == 0 ]]"
 finish

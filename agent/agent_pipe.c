@@ -62,7 +62,7 @@ struct pjob {
     customer_t *cu;
     customer_pay_t pay;
     int pay_ok, cu_started, cu_done, sub_exit;
-    unsigned conns; /* dialed connections not yet closed */
+    unsigned conns;               /* dialed connections not yet closed */
     customer_swarm_dialer_t *swd; /* Hyperswarm discovery (no --sub-peer) */
     customer_dialer_t swdl;
     int swd_closing;
@@ -99,8 +99,7 @@ const char *agent_pipe_default_template(uint32_t kind) {
     case 5302:
         return "Translate the following text into {lang}. Reply with the translation only, "
                "no comments.\n\n{text}";
-    case 5001:
-        return "Summarize the following text.\n\n{text}";
+    case 5001: return "Summarize the following text.\n\n{text}";
     default: return "{text}";
     }
 }
@@ -144,8 +143,9 @@ char *agent_pipe_expand(const char *tmpl, const char *text, size_t textlen, cons
 int agent_pipe_channel_check(const char *channel, char *why, size_t whylen) {
     if (!channel || !strcmp(channel, "p2p")) return 0;
     if (!strcmp(channel, "api"))
-        snprintf(why, whylen, "SUB_CHANNEL=api (delegation through the platform HTTP API) is "
-                              "not supported by this agent; use p2p");
+        snprintf(why, whylen,
+                 "SUB_CHANNEL=api (delegation through the platform HTTP API) is "
+                 "not supported by this agent; use p2p");
     else
         snprintf(why, whylen, "SUB_CHANNEL: expected p2p, got '%s'", channel);
     return COMMON_EINVAL;
@@ -177,8 +177,10 @@ static void job_release(pjob_t *j) {
     }
     free(j->input);
     free(j->system);
-    if (j->prev) j->prev->next = j->next;
-    else p->jobs = j->next;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        p->jobs = j->next;
     if (j->next) j->next->prev = j->prev;
     p->njobs--;
     uv_close((uv_handle_t *)&j->timer, job_free_cb);
@@ -395,8 +397,10 @@ static int enqueue_ready(pjob_t *j, int final) {
         }
         q->text = s;
         q->len = n;
-        if (j->qt) j->qt->next = q;
-        else j->qh = q;
+        if (j->qt)
+            j->qt->next = q;
+        else
+            j->qh = q;
         j->qt = q;
         j->p->st.batches++;
         LOG_DEBUG(LOGP(j->p), MOD, "job %llu: batch of %zu bytes queued",
@@ -437,7 +441,8 @@ static void s_note(void *ud, const customer_note_t *n) {
         break;
     case CUSTOMER_N_PAYMENT:
         LOG_DEBUG(LOGP(p), MOD, "job %llu: sub-task paid %llu/%llu sats",
-                  (unsigned long long)j->serial, (unsigned long long)n->a, (unsigned long long)n->b);
+                  (unsigned long long)j->serial, (unsigned long long)n->a,
+                  (unsigned long long)n->b);
         break;
     case CUSTOMER_N_ERROR:
         LOG_WARN(LOGP(p), MOD, "job %llu: sub-provider error (%s): %s",
@@ -516,8 +521,10 @@ static const customer_transport_t pipe_tr = {.write = tr_write, .close = tr_clos
 static void c_connect(dht_tcp_conn_t *c, const uint8_t *pk, void *ud) {
     pconn_t *u = ud;
     u->up = 1;
-    if (u->j->cu && !u->j->freeing) customer_conn_up(u->j->cu, &pipe_tr, c, pk);
-    else dht_tcp_close(c);
+    if (u->j->cu && !u->j->freeing)
+        customer_conn_up(u->j->cu, &pipe_tr, c, pk);
+    else
+        dht_tcp_close(c);
 }
 static void c_data(dht_tcp_conn_t *c, const uint8_t *data, size_t len, void *ud) {
     pconn_t *u = ud;
@@ -531,8 +538,10 @@ static void c_close(dht_tcp_conn_t *c, int status, void *ud) {
     pconn_t *u = ud;
     pjob_t *j = u->j;
     if (j->cu) {
-        if (u->up) customer_conn_closed(j->cu, c, status);
-        else customer_conn_failed(j->cu, u->attempt, status ? status : COMMON_ECONNREFUSED);
+        if (u->up)
+            customer_conn_closed(j->cu, c, status);
+        else
+            customer_conn_failed(j->cu, u->attempt, status ? status : COMMON_ECONNREFUSED);
     }
     free(u);
     j->conns--;
@@ -548,7 +557,8 @@ static int dial(void *self, customer_t *cu, size_t attempt) {
     if (attempt >= p->deps.npeers) return COMMON_ENOTFOUND;
     char host[256];
     uint16_t port;
-    if (agent_parse_hostport(p->deps.peers[attempt], host, sizeof host, &port)) return COMMON_EINVAL;
+    if (agent_parse_hostport(p->deps.peers[attempt], host, sizeof host, &port))
+        return COMMON_EINVAL;
     pconn_t *u = calloc(1, sizeof *u);
     if (!u) return COMMON_ENOMEM;
     u->j = j;
@@ -628,8 +638,10 @@ static void *g_start(void *self, const agent_llm_params_t *params, const agent_g
             proto_topic(p->cfg.sub_kind, topic);
             j->swd = customer_swarm_new(p->loop, p->env, p->deps.kp, p->deps.swarm, topic, NULL,
                                         p->deps.discover_ms ? p->deps.discover_ms : 30000, &rc);
-            if (j->swd) customer_swarm_dialer(j->swd, &j->swdl);
-            else if (!rc) rc = COMMON_ENOMEM;
+            if (j->swd)
+                customer_swarm_dialer(j->swd, &j->swdl);
+            else if (!rc)
+                rc = COMMON_ENOMEM;
         }
         if (!rc) j->cu = customer_new(p->loop, p->env, &cc, &j->pay, &dl, &sink, &rc);
     }
@@ -655,7 +667,8 @@ static void *g_start(void *self, const agent_llm_params_t *params, const agent_g
     p->st.jobs++;
     /* the sub-customer starts on the next loop turn: no callback from inside start() */
     uv_timer_start(&j->timer, kick_cb, 0, 0);
-    LOG_INFO(LOGP(p), MOD, "job %llu: pipeline %u -> %u, sub-budget %llu sats, batches of %zu chars",
+    LOG_INFO(LOGP(p), MOD,
+             "job %llu: pipeline %u -> %u, sub-budget %llu sats, batches of %zu chars",
              (unsigned long long)j->serial, p->cfg.sub_kind, p->cfg.kind,
              (unsigned long long)p->cfg.sub_budget, p->cfg.batch_chars);
     return j;
@@ -680,7 +693,8 @@ void agent_pipe_gen(agent_pipe_t *p, agent_gen_t *out) {
 agent_pipe_t *agent_pipe_new(uv_loop_t *loop, const common_env_t *env, const agent_pipe_cfg_t *cfg,
                              const agent_pipe_deps_t *deps, int *err) {
     if (!loop || !env || !cfg || !deps || !deps->local || !deps->pay_new || !deps->pay_busy ||
-        !deps->pay_free || !deps->kp || (deps->npeers == 0 && !deps->swarm) || !cfg->mint_url || cfg->batch_chars == 0 ||
+        !deps->pay_free || !deps->kp || (deps->npeers == 0 && !deps->swarm) || !cfg->mint_url ||
+        cfg->batch_chars == 0 ||
         (cfg->prompt_template && strlen(cfg->prompt_template) > AGENT_PIPE_MAX_TEMPLATE)) {
         *err = COMMON_EINVAL;
         return NULL;

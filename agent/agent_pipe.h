@@ -7,9 +7,9 @@
  *
  * Per generation (= one outer job, one capacity slot of the agent's MAX_JOBS):
  *   1. a customer session (customer_run) on SUB_KIND (--sub-peer list over TCP, or the
- *      sub-kind's Hyperswarm topic through a temporary client swarm per job) with its own budget (SUB_BUDGET) and
- *      highest price (MAX_SATS_PER_CHUNK), paid from the agent's own wallet through a fresh
- *      customer_pay_t per job; the outer job's prompt is the sub-task's input;
+ *      sub-kind's Hyperswarm topic through a temporary client swarm per job) with its own budget
+ * (SUB_BUDGET) and highest price (MAX_SATS_PER_CHUNK), paid from the agent's own wallet through a
+ * fresh customer_pay_t per job; the outer job's prompt is the sub-task's input;
  *   2. the sub-provider's text goes into a batcher (agent_pipe_batch: SUB_BATCH_SIZE
  *      characters, cut at a sentence end or whitespace); each full batch is queued;
  *   3. the queue is run through the local generator (one request at a time) with the
@@ -72,7 +72,7 @@ typedef struct agent_pipe_cfg {
 } agent_pipe_cfg_t;
 
 typedef struct agent_pipe_deps {
-    agent_gen_t *local;          /* the local model (agent_gen_llm), borrowed */
+    agent_gen_t *local; /* the local model (agent_gen_llm), borrowed */
     /* How to reach sub-provider number N: secret-stream over TCP to peers[N] (--sub-peer,
      * repeatable) as @p kp. The pipe dials itself so that it knows when a job's connections
      * are gone (Hyperswarm topic discovery plugs in here when the swarm module lands). */

@@ -54,10 +54,14 @@ static size_t char_len(const unsigned char *p, size_t n) {
     unsigned char c = p[0];
     size_t need;
     if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) need = 3;
-    else if (c >= 0xF0 && c <= 0xF4) need = 4;
-    else return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        need = 3;
+    else if (c >= 0xF0 && c <= 0xF4)
+        need = 4;
+    else
+        return 1;
     for (size_t i = 1; i < need; i++) {
         if (i >= n) return 0;
         if ((p[i] & 0xC0) != 0x80) return 1;
@@ -78,9 +82,9 @@ static int is_stop_ascii(const unsigned char *p, size_t cl) {
 }
 static int is_stop_cjk(const unsigned char *p, size_t cl) {
     if (cl != 3) return 0;
-    return (p[0] == 0xE3 && p[1] == 0x80 && p[2] == 0x82) ||  /* 。 */
-           (p[0] == 0xEF && p[1] == 0xBC && p[2] == 0x81) ||  /* ！ */
-           (p[0] == 0xEF && p[1] == 0xBC && p[2] == 0x9F);    /* ？ */
+    return (p[0] == 0xE3 && p[1] == 0x80 && p[2] == 0x82) || /* 。 */
+           (p[0] == 0xEF && p[1] == 0xBC && p[2] == 0x81) || /* ！ */
+           (p[0] == 0xEF && p[1] == 0xBC && p[2] == 0x9F);   /* ？ */
 }
 
 static int emit(agent_pipe_batch_t *b, size_t cut, char **out, size_t *outlen) {

@@ -33,8 +33,9 @@ int agent_pipe_check_cfg(const common_cfg_t *cfg, uint32_t kind, char *why, size
         return COMMON_EINVAL;
     char *const *peers;
     if (common_cfg_list(cfg, "sub-peer", &peers) == 0 && !common_cfg_bool(cfg, "swarm")) {
-        snprintf(why, whylen, "--sub-kind needs Hyperswarm (--swarm, the default) to find "
-                              "sub-providers on their topic, or --sub-peer HOST:PORT");
+        snprintf(why, whylen,
+                 "--sub-kind needs Hyperswarm (--swarm, the default) to find "
+                 "sub-providers on their topic, or --sub-peer HOST:PORT");
         return COMMON_EINVAL;
     }
     if (sub_budget(cfg) == 0) {
@@ -43,7 +44,8 @@ int agent_pipe_check_cfg(const common_cfg_t *cfg, uint32_t kind, char *why, size
     }
     uint64_t sub_kind = common_cfg_u64(cfg, "sub-kind");
     if (sub_kind == kind) {
-        snprintf(why, whylen, "--sub-kind %llu is the agent's own kind", (unsigned long long)sub_kind);
+        snprintf(why, whylen, "--sub-kind %llu is the agent's own kind",
+                 (unsigned long long)sub_kind);
         return COMMON_EINVAL;
     }
     return 0;

@@ -101,7 +101,8 @@ TEST(cjk_counts_characters_and_cuts_after_full_stop) {
 
 TEST(split_sequence_is_held) {
     agent_pipe_batch_t *b = agent_pipe_batch_new(3, 0);
-    const char *in = "ab\xE4\xB8\xAD" "cd"; /* ab中cd */
+    const char *in = "ab\xE4\xB8\xAD"
+                     "cd"; /* ab中cd */
     char *o;
     size_t n;
     ASSERT_OK(agent_pipe_batch_feed(b, in, 3)); /* "ab" + first byte of 中 */
@@ -186,6 +187,7 @@ TEST(property_concatenation_and_sizes) {
 }
 
 TEST_MAIN(TEST_ENTRY(sentence_cut_preferred), TEST_ENTRY(no_early_cut_in_first_half),
-          TEST_ENTRY(hard_cut_without_spaces), TEST_ENTRY(cjk_counts_characters_and_cuts_after_full_stop),
+          TEST_ENTRY(hard_cut_without_spaces),
+          TEST_ENTRY(cjk_counts_characters_and_cuts_after_full_stop),
           TEST_ENTRY(split_sequence_is_held), TEST_ENTRY(bounded),
           TEST_ENTRY(property_concatenation_and_sizes))

@@ -9,9 +9,9 @@
 # Everything runs on 127.0.0.1 in a temporary directory; only processes started here are
 # stopped, by PID. Exit status 0 when the customer got its text and the agent claimed.
 #
-# Limitation today: Hyperswarm discovery is not wired into dvm-agent/dvm-customer yet, so the
-# customer reaches the agent with --peer (secret-stream over TCP). The DHT bootstrap node is
-# started to show the network shape; nothing uses it yet. This script says so when it runs.
+# The customer finds the agent by Hyperswarm discovery on the kind's topic, through the local
+# DHT (a 5-node loopback testnet in one dvm-dht process, --allow-local). DEMO_PEER=1 makes it
+# connect over --peer (secret-stream over TCP) instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=0
@@ -39,12 +39,13 @@ trap cleanup EXIT
 wait_line() { local i; for ((i = 0; i < $3 * 20; i++)); do grep -qE "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 die() { echo "demo: $*" >&2; exit 1; }
 
-# 1. a private DHT bootstrap node
-"$DHT" --host 127.0.0.1 --port 0 --allow-local --bootstrap none --data-dir "$T/dht" >"$T/dht.out" 2>"$T/dht.err" &
+# 1. a private DHT: bootstrap node + 4 more, on 127.0.0.1
+"$DHT" testnet --host 127.0.0.1 --nodes 5 --allow-local --bootstrap none >"$T/dht.out" 2>"$T/dht.err" &
 PIDS+=($!)
-wait_line "$T/dht.out" '^listening' 10 || die "dvm-dht did not start: $(cat "$T/dht.err")"
-echo "demo: 1. dvm-dht bootstrap node $(grep -o '127.0.0.1:[0-9]*' "$T/dht.out" | head -1)" \
-  "(not used yet: Hyperswarm discovery is not wired into the agent/customer)"
+wait_line "$T/dht.out" '^testnet-ready' 20 || die "dvm-dht did not start: $(cat "$T/dht.err")"
+BOOT=$(grep -o 'listening 127.0.0.1:[0-9]*' "$T/dht.out" | head -1 | cut -d' ' -f2)
+NET=(--bootstrap "$BOOT" --allow-local --swarm-host 127.0.0.1)
+echo "demo: 1. dvm-dht bootstrap node $BOOT (a 5-node local DHT)"
 
 # 2. the dev mint (real Cashu crypto, fake Lightning)
 node scripts/dev-mint/dev-mint.mjs --port 0 --state-dir "$T/mint" >"$T/mint.out" 2>"$T/mint.err" &
@@ -61,13 +62,14 @@ LLM=$(grep -o 'http://127.0.0.1:[0-9]*' "$T/llm.out" | head -1)
 echo "demo: 3. dev LLM $LLM — canned text, not a model (use Ollama for real output, see README)"
 
 # 4. the provider, with its join link and QR code
-"$AGENT" --agent demo-agent --kind 5100 --data-dir "$T/agent" --listen 127.0.0.1:0 \
+"$AGENT" --agent demo-agent --kind 5100 --data-dir "$T/agent" --listen 127.0.0.1:0 "${NET[@]}" \
   --llm-url "$LLM" --model llama3.2 --mint "$MINT" --qr >"$T/agent.out" 2>"$T/agent.err" &
 AGENT_PID=$!
 PIDS+=($AGENT_PID)
 wait_line "$T/agent.out" '^listening ' 20 || die "dvm-agent did not start: $(cat "$T/agent.err")"
 ADDR=$(grep '^listening ' "$T/agent.out" | grep -o '127.0.0.1:[0-9]*')
-echo "demo: 4. dvm-agent on $ADDR; its join link and QR code:"
+wait_line "$T/agent.err" 'announced on topic' 20 || die "dvm-agent did not announce: $(tail -3 "$T/agent.err")"
+echo "demo: 4. dvm-agent announced on the topic of kind 5100 (also on $ADDR); its join link and QR code:"
 sed -n '/^join /,/^listening /p' "$T/agent.out" | grep -v '^listening '
 
 # 5. fund the customer from the dev mint (dvm-wallet lingers on idle HTTP connections after
@@ -89,10 +91,12 @@ wal '^mint:' --data-dir "$T/customer" --mint "$MINT" mint 100 --no-qr --wait 20 
 echo "demo: 5. customer wallet funded: $("$WALLET" --data-dir "$T/customer" balance | head -1)"
 
 # 6. the customer: text on stdout, status on stderr
-echo "demo: 6. dvm-customer --kind=5100 --budget=50 --peer $ADDR \"Tell me about peer-to-peer markets\""
+HOW=("${NET[@]}"); HOWS="discovery on the topic (--bootstrap $BOOT)"
+if [[ ${DEMO_PEER:-0} == 1 ]]; then HOW=(--peer "$ADDR"); HOWS="--peer $ADDR"; fi
+echo "demo: 6. dvm-customer --kind=5100 --budget=50 \"Tell me about peer-to-peer markets\" via $HOWS"
 echo "----------------------------------------------------------------------------------------"
 set +e
-"$CUST" --data-dir "$T/customer" --kind=5100 --budget=50 --mint "$MINT" --peer "$ADDR" \
+"$CUST" --data-dir "$T/customer" --kind=5100 --budget=50 --mint "$MINT" "${HOW[@]}" \
   "Tell me about peer-to-peer markets" 2>"$T/customer.err"
 rc=$?
 set -e
@@ -103,7 +107,8 @@ grep '^\[dvm\]' "$T/customer.err" | sed 's/^/demo: customer: /' || true
 
 # 7. figures: the customer's spend, the provider's earnings once claimed
 for ((i = 0; i < 100; i++)); do
-  [[ $("$WALLET" --data-dir "$T/agent" --json balance | grep -o '"incoming":[0-9]*') == '"incoming":0' ]] && break
+  b=$("$WALLET" --data-dir "$T/agent" --json balance)
+  [[ $b == *'"incoming":0'* && $b == *'"pending":0'* ]] && break
   sleep 0.1
 done
 echo "demo: customer wallet: $("$WALLET" --data-dir "$T/customer" --json balance)"
@@ -112,7 +117,8 @@ echo "demo: agent wallet:    $("$WALLET" --data-dir "$T/agent" --json balance)"
 if [[ $keep == 1 ]]; then
   cat <<EOF
 demo: the network stays up (--keep). More customers:
-  $CUST --data-dir $T/customer --mint $MINT --peer $ADDR --budget=30 "another prompt"
+  $CUST --data-dir $T/customer --mint $MINT ${NET[*]} --budget=30 "another prompt"
+  $CUST --data-dir $T/customer --mint $MINT --peer $ADDR --budget=30 "over TCP"
   $WALLET --data-dir $T/customer --mint $MINT mint 100 --no-qr     # more sats
   $AGENT --data-dir $T/agent --mint $MINT --stats                  # earnings
 Stop everything: kill ${PIDS[*]}; rm -rf $T

@@ -13,7 +13,11 @@
 #      closed within 1 s (dev LLM disconnect time - SIGINT time).
 #   3. fail:   the 5100 provider's LLM fails mid-stream: the outer job ends with an error and a
 #      partial result (customer exit 7, error event, result event, some output).
-#   4. money:  customer paid = 5302 agent earned; 5302 agent paid = 5100 agent earned; every
+#   4. swarm:  a second 5302 agent without --sub-peer finds the 5100 agent on its Hyperswarm
+#      topic (private dvm-dht bootstrap node) and completes a job.
+#   5. shutdown: SIGTERM to that agent mid-job: the customer gets its result, the 5100 LLM
+#      request is closed within 1 s, the agent exits 0.
+#   6. money:  customer paid = 5302 agent earned; 5302 agent paid = 5100 agent earned; every
 #      wallet balances (nothing lost), no claim left pending.
 # Prints "pipeline: N passed, M failed" last.
 set -uo pipefail
@@ -236,18 +240,38 @@ else
   bad "swarm: the second 5302 agent did not start"; cat "$T/outer2.err" >&2
 fi
 
-# ---- 5. money -----------------------------------------------------------------------------
+# ---- 5. shutdown of the pipeline agent mid-job ------------------------------------------
+o2rc=
+if [[ -n $OUTER2 ]]; then
+  OUTER=$OUTER2 run_customer shut '[[dev:{"tag":"shut","n":300,"token_ms":40}]] Write a saga.' >/dev/null
+  if wait_for "$T/shut.first" '.' 30 >/dev/null; then
+    t_term=$(now_ms)
+    kill -TERM "$OUTER2_PID"
+    for ((i = 0; i < 400; i++)); do kill -0 "$OUTER2_PID" 2>/dev/null || break; sleep 0.05; done
+    wait "$OUTER2_PID"; o2rc=$?
+    rc=$(wait_rc shut 20)
+    rec=$(llm_record "$LLM_IN" shut)
+    at=$(jget "$rec" disconnect.at_unix_ms)
+    lat=$(( ${at:-999999999999999} - t_term ))
+    check "shutdown: SIGTERM to the 5302 agent mid-job: it exited $o2rc after $(( $(now_ms) - t_term )) ms, the customer got its result (exit $rc, result event), the 5100 LLM stopped after ${lat} ms" \
+      bash -c "[[ '$o2rc' == 0 && -n '$at' && $lat -le 1000 ]] && grep -q '\"event\":\"result\"' '$T/shut.err'"
+  else
+    bad "shutdown: no first chunk within 30 s"
+  fi
+fi
+
+# ---- 6. money -----------------------------------------------------------------------------
 # stop both agents (they claim what they received), then read ledgers and wallets
 kill -TERM "$OUTER_PID" "$OUTER2_PID" "$INNER_PID" 2>/dev/null
 for p in $OUTER_PID $OUTER2_PID $INNER_PID; do
   for ((i = 0; i < 400; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
 done
 wait "$OUTER_PID"; orc=$?
-wait "$OUTER2_PID"; o2rc=$?
+[[ -n $o2rc ]] || { wait "$OUTER2_PID"; o2rc=$?; }
 wait "$INNER_PID"; irc=$?
 check "agents exited cleanly on SIGTERM (5302: $orc and $o2rc, 5100: $irc)" bash -c "[[ $orc == 0 && $o2rc == 0 && $irc == 0 ]]"
 stat() { "$AGENT" --agent "$1" --data-dir "$T/$1" --mint "$MINT" --stats 2>/dev/null | awk -v k="$2" '$1==k{print $2}'; }
-cust_spent=$(cat "$T"/{stream,stop,fail,swarm}.err | grep -oE '"event":"done"[^}]*"spent":[0-9]+' | grep -oE '"spent":[0-9]+' | cut -d: -f2 | awk '{s+=$1} END{print s+0}')
+cust_spent=$(cat "$T"/{stream,stop,fail,swarm,shut}.err | grep -oE '"event":"done"[^}]*"spent":[0-9]+' | grep -oE '"spent":[0-9]+' | cut -d: -f2 | awk '{s+=$1} END{print s+0}')
 cust_sent=$(balance "$T/cust" sent)
 outer_earned=$(( $(stat outer sats_earned) + $(stat outer2 sats_earned) ))
 outer_paid_log=$(cat "$T/outer.err" "$T/outer2.err" | grep -oE 'sub-task ended: .* paid [0-9]+ sats' | grep -oE 'paid [0-9]+' | cut -d' ' -f2 | awk '{s+=$1} END{print s+0}')

@@ -242,9 +242,9 @@ static void deliver_end(pjob_t *j) {
     case AGENT_LLM_STOPPED: p->st.jobs_stopped++; break;
     default: p->st.jobs_failed++; break;
     }
-    LOG_INFO(LOGP(p), MOD, "job %llu: %s (%s); sub-task %u paid %llu sats, %llu chunks in",
-             (unsigned long long)j->serial, agent_llm_end_name(r.end), j->msg, p->cfg.sub_kind,
-             (unsigned long long)j->spent, (unsigned long long)j->sub_chunks);
+    LOG_INFO(LOGP(p), MOD, "job %llu: %s (%s); %llu sub-task chunks in",
+             (unsigned long long)j->serial, agent_llm_end_name(r.end), j->msg,
+             (unsigned long long)j->sub_chunks);
     j->cbs.on_end(j->ud, &r);
     job_maybe_reap(j);
 }

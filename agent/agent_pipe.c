@@ -84,8 +84,8 @@ struct pjob {
     agent_llm_end_t pend_kind;
     int pend_err;
     char msg[256];
-    uv_timer_t timer;
-    int reaping, freeing;
+    uv_timer_t timer; /* kick at start, flush while running, reap at the end */
+    int reaping, freeing, flush_armed;
 };
 
 static const common_log_t *LOGP(const agent_pipe_t *p) {
@@ -213,6 +213,7 @@ static void job_maybe_reap(pjob_t *j) {
         return;
     }
     j->reaping = 1;
+    j->flush_armed = 0;
     uv_timer_stop(&j->timer);
     uv_timer_start(&j->timer, reap_cb, 0, 20);
 }
@@ -272,6 +273,7 @@ static void job_close(pjob_t *j, agent_llm_end_t kind, int err, const char *fmt,
 /* ---- local model ---------------------------------------------------------------------- */
 
 static void pump(pjob_t *j);
+static void arm_flush(pjob_t *j);
 
 static void out_delta(pjob_t *j, const char *text, size_t len) {
     if (j->closing || len == 0) return;
@@ -338,6 +340,7 @@ static void l_end(void *ud, const agent_llm_result_t *res) {
         j->sep = j->batch_sep;
         pump(j);
         maybe_finish(j);
+        arm_flush(j);
         break;
     default:
         job_close(j, AGENT_LLM_ERROR, res->err ? res->err : LLM_EBACKEND,
@@ -385,27 +388,58 @@ static void pump(pjob_t *j) {
     }
 }
 
+static int enqueue(pjob_t *j, char *s, size_t n) {
+    qbatch_t *q = calloc(1, sizeof *q);
+    if (!q) {
+        free(s);
+        return COMMON_ENOMEM;
+    }
+    q->text = s;
+    q->len = n;
+    if (j->qt)
+        j->qt->next = q;
+    else
+        j->qh = q;
+    j->qt = q;
+    j->p->st.batches++;
+    LOG_DEBUG(LOGP(j->p), MOD, "job %llu: batch of %zu bytes queued", (unsigned long long)j->serial,
+              n);
+    return 0;
+}
+
+static void flush_cb(uv_timer_t *t) {
+    pjob_t *j = t->data;
+    j->flush_armed = 0;
+    if (j->closing || j->reaping || j->lgen || j->qh) return;
+    char *s;
+    size_t n;
+    int r = agent_pipe_batch_partial(j->bat, &s, &n);
+    if (r == 1) {
+        LOG_DEBUG(LOGP(j->p), MOD, "job %llu: slow sub-provider: partial batch of %zu bytes",
+                  (unsigned long long)j->serial, n);
+        r = enqueue(j, s, n);
+    }
+    if (r < 0) {
+        job_close(j, AGENT_LLM_ERROR, r, "sub-task output: %s", common_strerror(r));
+        return;
+    }
+    pump(j);
+}
+
+/* Arm the time-based flush when the local model is idle and text is held. */
+static void arm_flush(pjob_t *j) {
+    if (!j->p->cfg.flush_ms || j->flush_armed || j->closing || j->reaping || j->cu_done) return;
+    if (j->lgen || j->qh || agent_pipe_batch_pending(j->bat) == 0) return;
+    j->flush_armed = 1;
+    uv_timer_start(&j->timer, flush_cb, j->p->cfg.flush_ms, 0);
+}
+
 static int enqueue_ready(pjob_t *j, int final) {
     char *s;
     size_t n;
     int r;
-    while ((r = agent_pipe_batch_next(j->bat, final, &s, &n)) == 1) {
-        qbatch_t *q = calloc(1, sizeof *q);
-        if (!q) {
-            free(s);
-            return COMMON_ENOMEM;
-        }
-        q->text = s;
-        q->len = n;
-        if (j->qt)
-            j->qt->next = q;
-        else
-            j->qh = q;
-        j->qt = q;
-        j->p->st.batches++;
-        LOG_DEBUG(LOGP(j->p), MOD, "job %llu: batch of %zu bytes queued",
-                  (unsigned long long)j->serial, n);
-    }
+    while ((r = agent_pipe_batch_next(j->bat, final, &s, &n)) == 1)
+        if ((r = enqueue(j, s, n)) < 0) return r;
     return r;
 }
 
@@ -425,6 +459,7 @@ static void s_output(void *ud, const char *data, size_t len) {
         return;
     }
     pump(j);
+    arm_flush(j);
 }
 
 static void s_note(void *ud, const customer_note_t *n) {

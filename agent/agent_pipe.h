@@ -69,6 +69,9 @@ typedef struct agent_pipe_cfg {
     uint64_t idle_timeout_ms;    /* sub-provider silent this long: give up (0: 30 000) */
     uint64_t stop_grace_ms;      /* after our stop, wait this long for its result (0: 1 000) */
     size_t max_attempts;         /* sub-providers tried (0: 8) */
+    uint64_t flush_ms;           /* while the local model is idle, a partial batch (cut at a
+                                    sentence end / whitespace) goes to it once sub-output has
+                                    been held this long (a slow sub-provider; 0: never) */
 } agent_pipe_cfg_t;
 
 typedef struct agent_pipe_deps {

@@ -130,3 +130,27 @@ int agent_pipe_batch_next(agent_pipe_batch_t *b, int final, char **out, size_t *
     size_t cut = sent_cut ? sent_cut : ws_cut ? ws_cut : pos;
     return emit(b, cut, out, outlen);
 }
+
+int agent_pipe_batch_partial(agent_pipe_batch_t *b, char **out, size_t *outlen) {
+    *out = NULL;
+    *outlen = 0;
+    const unsigned char *p = (const unsigned char *)b->buf;
+    size_t pos = 0, sent_cut = 0, ws_cut = 0;
+    int after_stop = 0;
+    while (pos < b->len) {
+        size_t cl = char_len(p + pos, b->len - pos);
+        if (cl == 0) break;
+        const unsigned char *c = p + pos;
+        pos += cl;
+        if (is_ws(c, cl)) {
+            ws_cut = pos;
+            if (after_stop || c[0] == '\n') sent_cut = pos;
+        } else {
+            after_stop = is_stop_ascii(c, cl);
+            if (is_stop_cjk(c, cl)) sent_cut = pos;
+        }
+    }
+    size_t cut = sent_cut ? sent_cut : ws_cut ? ws_cut : pos;
+    if (cut == 0) return 0;
+    return emit(b, cut, out, outlen);
+}

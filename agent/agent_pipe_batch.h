@@ -45,6 +45,14 @@ int agent_pipe_batch_feed(agent_pipe_batch_t *b, const char *text, size_t len);
  */
 int agent_pipe_batch_next(agent_pipe_batch_t *b, int final, char **out, size_t *outlen);
 
+/**
+ * @brief Take a short batch now (time-based flush while the sub-provider is slow): the held
+ * text up to its last sentence end, else its last whitespace, else all of it (only whole
+ * characters; an incomplete trailing sequence stays). @return 1 and *out / *outlen as
+ * agent_pipe_batch_next, 0 when nothing whole is held, COMMON_ENOMEM.
+ */
+int agent_pipe_batch_partial(agent_pipe_batch_t *b, char **out, size_t *outlen);
+
 /** @brief Bytes held, not yet returned as a batch. */
 size_t agent_pipe_batch_pending(const agent_pipe_batch_t *b);
 

@@ -17,51 +17,24 @@
 #include "cashu/cashu_wallet.h"
 #include "common/common_config.h"
 
+/* clang-format off */
 #define AGENT_PIPE_OPTS                                                                          \
-    {"sub-peer",                                                                                 \
-     "SUB_PEER",                                                                                 \
-     COMMON_OPT_LIST,                                                                            \
-     NULL,                                                                                       \
-     0,                                                                                          \
-     0,                                                                                          \
-     "HOST:PORT",                                                                                \
-     "pipeline: sub-provider to buy from (secret-stream over TCP; repeat for fallbacks)"},       \
-        {"sub-channel",                                                                          \
-         "SUB_CHANNEL",                                                                          \
-         COMMON_OPT_STR,                                                                         \
-         "p2p",                                                                                  \
-         0,                                                                                      \
-         0,                                                                                      \
-         "CHANNEL",                                                                              \
-         "pipeline delegation channel: p2p (api is not supported)"},                             \
-        {"sub-prompt",                                                                           \
-         "SUB_PROMPT",                                                                           \
-         COMMON_OPT_STR,                                                                         \
-         NULL,                                                                                   \
-         0,                                                                                      \
-         0,                                                                                      \
-         "TEMPLATE",                                                                             \
-         "pipeline: instruction per batch; {text} {lang} {kind} (default for 5302: translate)"}, \
-        {"target-lang",                                                                          \
-         "TARGET_LANG",                                                                          \
-         COMMON_OPT_STR,                                                                         \
-         "English",                                                                              \
-         0,                                                                                      \
-         0,                                                                                      \
-         "LANG",                                                                                 \
-         "pipeline: {lang} of the instruction template"},                                        \
-        {"sub-idle-timeout",                                                                     \
-         "SUB_IDLE_TIMEOUT",                                                                     \
-         COMMON_OPT_U64,                                                                         \
-         "30000",                                                                                \
-         100,                                                                                    \
-         86400000,                                                                               \
-         "MS",                                                                                   \
-         "pipeline: give up on a sub-provider silent this long"},                                \
-    {                                                                                            \
-        "sub-discover-timeout", "SUB_DISCOVER_TIMEOUT", COMMON_OPT_U64, "30000", 100, 3600000,   \
-            "MS", "pipeline without --sub-peer: wait this long for a sub-provider on the topic"  \
-    }
+    {"sub-peer", "SUB_PEER", COMMON_OPT_LIST, NULL, 0, 0, "HOST:PORT",                           \
+     "pipeline: sub-provider to buy from (secret-stream over TCP; repeat for fallbacks; "       \
+     "none: Hyperswarm topic of --sub-kind)"},                                                   \
+    {"sub-channel", "SUB_CHANNEL", COMMON_OPT_STR, "p2p", 0, 0, "CHANNEL",                      \
+     "pipeline delegation channel: p2p (api is not supported)"},                                 \
+    {"sub-prompt", "SUB_PROMPT", COMMON_OPT_STR, NULL, 0, 0, "TEMPLATE",                         \
+     "pipeline: instruction per batch; {text} {lang} {kind} (default for 5302: translate)"},     \
+    {"target-lang", "TARGET_LANG", COMMON_OPT_STR, "English", 0, 0, "LANG",                      \
+     "pipeline: {lang} of the instruction template"},                                            \
+    {"sub-idle-timeout", "SUB_IDLE_TIMEOUT", COMMON_OPT_U64, "30000", 100, 86400000, "MS",       \
+     "pipeline: give up on a sub-provider silent this long"},                                    \
+    {"sub-discover-timeout", "SUB_DISCOVER_TIMEOUT", COMMON_OPT_U64, "30000", 100, 3600000,      \
+     "MS", "pipeline without --sub-peer: wait this long for a sub-provider on the topic"},       \
+    {"sub-flush-ms", "SUB_FLUSH_MS", COMMON_OPT_U64, "5000", 0, 86400000, "MS",                  \
+     "pipeline: give the local model a partial batch after sub-output waited this long (0: off)"}
+/* clang-format on */
 
 typedef struct agent_pipe_setup {
     agent_pipe_t *pipe;

@@ -286,7 +286,7 @@ typedef struct world {
 
 typedef struct wopts {
     int sub_n, sub_tick, sub_fail, local_n, local_fail_start;
-    uint64_t budget;
+    uint64_t budget, flush_ms;
     size_t batch;
     const char *peer; /* NULL: the in-process provider */
 } wopts_t;
@@ -345,6 +345,7 @@ static void world_init(world_t *w, const wopts_t *o) {
     pc.prompt_template = "<{lang}>{text}";
     pc.target_lang = "French";
     pc.idle_timeout_ms = 5000;
+    pc.flush_ms = o->flush_ms;
     agent_pipe_deps_t d;
     memset(&d, 0, sizeof d);
     d.local = &w->localg;
@@ -607,7 +608,30 @@ TEST(sub_budget_exhausted_ends_as_length) {
     world_close(&w);
 }
 
-TEST_MAIN(TEST_ENTRY(helpers), TEST_ENTRY(streams_batches_while_sub_streams),
+TEST(slow_sub_provider_partial_batches) {
+    world_t w;
+    wopts_t o = BASE;
+    o.sub_n = 12;
+    o.sub_tick = 60; /* ~0.7 s of sub-output, far below one 500-char batch */
+    o.batch = 500;
+    o.flush_ms = 150;
+    world_init(&w, &o);
+    start_outer(&w);
+    ASSERT_TRUE(run_until(&w, is_ended, 10000));
+    ASSERT_EQ_I64(w.end_kind, AGENT_LLM_DONE);
+    ASSERT_TRUE(w.sub_emitted_at_first < 12); /* output before the sub-provider finished */
+    ASSERT_GE(w.local.starts, 2);
+    char expect[256] = "", got[1024] = "";
+    for (int i = 0; i < 12; i++)
+        snprintf(expect + strlen(expect), sizeof expect - strlen(expect), "w%d ", i);
+    for (char *p = strtok(w.local.prompts, "|"); p; p = strtok(NULL, "|")) strcat(got, p + 8);
+    ASSERT_STR_EQ(got, expect);
+    ASSERT_TRUE(run_until(&w, pipe_idle, 5000));
+    world_close(&w);
+}
+
+TEST_MAIN(TEST_ENTRY(slow_sub_provider_partial_batches), TEST_ENTRY(helpers),
+          TEST_ENTRY(streams_batches_while_sub_streams),
           TEST_ENTRY(cancel_stops_the_sub_job_at_once), TEST_ENTRY(cancel_from_inside_on_delta),
           TEST_ENTRY(sub_failure_ends_with_error), TEST_ENTRY(local_failure_stops_the_sub_job),
           TEST_ENTRY(no_sub_provider), TEST_ENTRY(sub_budget_exhausted_ends_as_length))

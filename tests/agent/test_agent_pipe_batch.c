@@ -186,8 +186,33 @@ TEST(property_concatenation_and_sizes) {
     }
 }
 
-TEST_MAIN(TEST_ENTRY(sentence_cut_preferred), TEST_ENTRY(no_early_cut_in_first_half),
-          TEST_ENTRY(hard_cut_without_spaces),
+TEST(partial_flush) {
+    agent_pipe_batch_t *b = agent_pipe_batch_new(500, 0);
+    char *o;
+    size_t n;
+    ASSERT_EQ_I64(agent_pipe_batch_partial(b, &o, &n), 0); /* empty */
+    ASSERT_OK(agent_pipe_batch_feed(b, "One two. Three fo", 17));
+    ASSERT_EQ_I64(agent_pipe_batch_partial(b, &o, &n), 1);
+    ASSERT_STR_EQ(o, "One two. "); /* sentence end preferred */
+    free(o);
+    ASSERT_EQ_I64(agent_pipe_batch_partial(b, &o, &n), 1);
+    ASSERT_STR_EQ(o, "Three "); /* then whitespace */
+    free(o);
+    ASSERT_OK(agent_pipe_batch_feed(b, "ur\xE4\xB8", 4)); /* "four" + 2 bytes of a 3-byte char */
+    ASSERT_EQ_I64(agent_pipe_batch_partial(b, &o, &n), 1);
+    ASSERT_STR_EQ(o, "four"); /* whole characters only */
+    free(o);
+    ASSERT_EQ_I64(agent_pipe_batch_partial(b, &o, &n), 0);
+    ASSERT_EQ_U64(agent_pipe_batch_pending(b), 2);
+    ASSERT_OK(agent_pipe_batch_feed(b, "\xAD", 1));
+    ASSERT_EQ_I64(agent_pipe_batch_partial(b, &o, &n), 1);
+    ASSERT_STR_EQ(o, "\xE4\xB8\xAD");
+    free(o);
+    agent_pipe_batch_free(b);
+}
+
+TEST_MAIN(TEST_ENTRY(partial_flush), TEST_ENTRY(sentence_cut_preferred),
+          TEST_ENTRY(no_early_cut_in_first_half), TEST_ENTRY(hard_cut_without_spaces),
           TEST_ENTRY(cjk_counts_characters_and_cuts_after_full_stop),
           TEST_ENTRY(split_sequence_is_held), TEST_ENTRY(bounded),
           TEST_ENTRY(property_concatenation_and_sizes))

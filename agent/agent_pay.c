@@ -9,10 +9,14 @@
 
 int agent_unlocked_policy_parse(const char *s, agent_unlocked_policy_t *out) {
     if (!s) return COMMON_EINVAL;
-    if (!strcmp(s, "swap")) *out = AGENT_UNLOCKED_SWAP;
-    else if (!strcmp(s, "peek")) *out = AGENT_UNLOCKED_PEEK;
-    else if (!strcmp(s, "reject")) *out = AGENT_UNLOCKED_REJECT;
-    else return COMMON_EINVAL;
+    if (!strcmp(s, "swap"))
+        *out = AGENT_UNLOCKED_SWAP;
+    else if (!strcmp(s, "peek"))
+        *out = AGENT_UNLOCKED_PEEK;
+    else if (!strcmp(s, "reject"))
+        *out = AGENT_UNLOCKED_REJECT;
+    else
+        return COMMON_EINVAL;
     return 0;
 }
 
@@ -50,7 +54,8 @@ static void unavail_free_req(uv_handle_t *h) {
 static void unavail_fire(uv_idle_t *idle) {
     unavail_req_t *r = idle->data;
     uv_idle_stop(idle);
-    r->cb(r->ud, COMMON_EUNSUPPORTED, 0, 0, "payments unavailable in this build (no wallet linked)");
+    r->cb(r->ud, COMMON_EUNSUPPORTED, 0, 0,
+          "payments unavailable in this build (no wallet linked)");
     uv_close((uv_handle_t *)idle, unavail_free_req);
 }
 

@@ -18,8 +18,8 @@
 #include "common/common_err.h"
 #include "common/common_log.h"
 
-#define MOD "pay"
-#define MAX_MINTS 16
+#define MOD          "pay"
+#define MAX_MINTS    16
 #define RETRY_MIN_MS 1000u
 #define RETRY_MAX_MS 60000u
 
@@ -163,7 +163,8 @@ static int pc_verify(void *self, const char *token, const agent_pay_policy_t *po
     }
     switch (pol->unlocked) {
     case AGENT_UNLOCKED_REJECT:
-        vreq_answer(v, CASHU_ENOT_LOCKED, 0, "plain tokens are refused; lock to the offer's pubkey");
+        vreq_answer(v, CASHU_ENOT_LOCKED, 0,
+                    "plain tokens are refused; lock to the offer's pubkey");
         return 0;
     case AGENT_UNLOCKED_PEEK:
         v->pol.require_dleq = 1;
@@ -207,8 +208,8 @@ static void on_claimed(void *ud, const cashu_result_t *res) {
     m->backoff_ms = 0;
     if (res->amount) {
         pc->claimed_total += res->amount;
-        LOG_INFO(LOGP(pc), MOD, "claimed %llu sats at %s (fee %llu)", (unsigned long long)res->amount,
-                 m->url, (unsigned long long)res->fee);
+        LOG_INFO(LOGP(pc), MOD, "claimed %llu sats at %s (fee %llu)",
+                 (unsigned long long)res->amount, m->url, (unsigned long long)res->fee);
     }
     if (m->again) {
         m->again = 0;
@@ -265,17 +266,22 @@ static void pc_close(void *self) {
     /* the mint states are freed with pc after the loop ran once (see agent_pay_cashu_free) */
 }
 
-static const agent_pay_ops_t cashu_ops = {
-    .verify = pc_verify, .persist = pc_persist, .claim = pc_claim, .totals = pc_totals,
-    .close = pc_close};
+static const agent_pay_ops_t cashu_ops = {.verify = pc_verify,
+                                          .persist = pc_persist,
+                                          .claim = pc_claim,
+                                          .totals = pc_totals,
+                                          .close = pc_close};
 
 static void on_mint_loaded(void *ud, const cashu_result_t *res) {
     mint_state_t *m = ud;
     m->pc->outstanding--;
     if (res->err)
-        LOG_WARN(LOGP(m->pc), MOD, "mint %s: %s (locked payments from it are refused until it "
-                                    "answers)", m->url, res->detail);
-    else claim_mint(m); /* restart claims: tokens left incoming by an earlier run */
+        LOG_WARN(LOGP(m->pc), MOD,
+                 "mint %s: %s (locked payments from it are refused until it "
+                 "answers)",
+                 m->url, res->detail);
+    else
+        claim_mint(m); /* restart claims: tokens left incoming by an earlier run */
 }
 
 int agent_pay_cashu(uv_loop_t *loop, const common_env_t *env, cashu_wallet_t *w,

@@ -42,8 +42,8 @@ struct agent_job {
     uint64_t max_tokens, seed;
     double temperature;
     /* generation */
-    void *gen;     /* live generation handle, NULL when none */
-    int aborting;  /* we cancelled it: ignore its end */
+    void *gen;    /* live generation handle, NULL when none */
+    int aborting; /* we cancelled it: ignore its end */
     /* lifecycle */
     int in_drain, done, freeing;
     unsigned pending_verifies;
@@ -104,8 +104,10 @@ static void job_drain(agent_job_t *j);
 static void conn_maybe_free(agent_conn_t *c) {
     if (!c->closed || c->njobs || c->busy) return;
     agent_server_t *s = c->s;
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
     proto_ndjson_free(c->fr);
@@ -139,8 +141,10 @@ static void job_maybe_free(agent_job_t *j) {
     if (!j->done || j->gen || j->pending_verifies || j->in_drain || j->freeing) return;
     agent_server_t *s = j->s;
     j->freeing = 1;
-    if (j->prev) j->prev->next = j->next;
-    else s->jobs = j->next;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        s->jobs = j->next;
     if (j->next) j->next->prev = j->prev;
     s->njobs--;
     proto_provider_free(j->core);
@@ -199,8 +203,8 @@ static void gen_on_end(void *ud, const agent_llm_result_t *res) {
         default:
             LOG_WARN(LOGP(j->s), MOD, "job %s: generation ended: %s (%s)", j->id,
                      agent_llm_end_name(res->end), res->message);
-            proto_provider_llm_error(j->core, res->message && res->message[0] ? res->message
-                                                                              : "LLM error");
+            proto_provider_llm_error(j->core,
+                                     res->message && res->message[0] ? res->message : "LLM error");
             break;
         }
         job_drain(j);
@@ -285,8 +289,9 @@ static void job_verify(agent_job_t *j, uint64_t ticket, const char *token) {
             free(v);
         }
     }
-    if (rc) proto_provider_payment_rejected(j->core, ticket, PROTO_CODE_INTERNAL,
-                                            "payment verification unavailable");
+    if (rc)
+        proto_provider_payment_rejected(j->core, ticket, PROTO_CODE_INTERNAL,
+                                        "payment verification unavailable");
 }
 
 /* ---- events --------------------------------------------------------------------------- */
@@ -385,7 +390,8 @@ static void on_request(agent_conn_t *c, const proto_msg_t *m) {
         return;
     }
     if (conn_find(c, m->id)) {
-        conn_send_error(c, m->id, PROTO_CODE_BAD_REQUEST, "job id already in use on this connection");
+        conn_send_error(c, m->id, PROTO_CODE_BAD_REQUEST,
+                        "job id already in use on this connection");
         return;
     }
     if (c->njobs >= AGENT_MAX_JOBS_PER_CONN) {
@@ -515,8 +521,10 @@ agent_conn_t *agent_server_conn_open(agent_server_t *s, const agent_transport_t 
     c->s = s;
     c->tr = tr;
     c->t = t;
-    if (remote_pk) common_hex_encode(remote_pk, 8, c->peer);
-    else snprintf(c->peer, sizeof c->peer, "unknown");
+    if (remote_pk)
+        common_hex_encode(remote_pk, 8, c->peer);
+    else
+        snprintf(c->peer, sizeof c->peer, "unknown");
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;

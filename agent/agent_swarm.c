@@ -67,8 +67,11 @@ static void on_announced(dht_swarm_t *sw, const uint8_t topic[32], int status, v
     sw_app_t *a = ud;
     char th[17];
     common_hex_encode(topic, 8, th);
-    if (status) LOG_WARN(a->env->log, "agent", "announce of topic %s… failed: %s", th, common_strerror(status));
-    else LOG_INFO(a->env->log, "agent", "announced on topic %s…", th);
+    if (status)
+        LOG_WARN(a->env->log, "agent", "announce of topic %s… failed: %s", th,
+                 common_strerror(status));
+    else
+        LOG_INFO(a->env->log, "agent", "announced on topic %s…", th);
 }
 
 struct agent_swarm {

@@ -17,12 +17,12 @@
 #include "dht/dht_swarm.h"
 
 typedef struct agent_swarm_opts {
-    const char *host;        /* bind address; NULL: 0.0.0.0 */
-    uint16_t port;           /* 0: random */
-    char *const *bootstrap;  /* NULL: public hyperdht nodes */
+    const char *host;       /* bind address; NULL: 0.0.0.0 */
+    uint16_t port;          /* 0: random */
+    char *const *bootstrap; /* NULL: public hyperdht nodes */
     size_t nbootstrap;
-    int allow_local;         /* private / loopback addresses (test networks) */
-    uint32_t refresh_ms;     /* 0: 10 minutes */
+    int allow_local;     /* private / loopback addresses (test networks) */
+    uint32_t refresh_ms; /* 0: 10 minutes */
 } agent_swarm_opts_t;
 
 typedef struct agent_swarm agent_swarm_t;

@@ -36,8 +36,10 @@ static const common_opt_t opts[] = {
      "agent name (logs, join link, data directory)"},
     {"ollama-url", NULL, COMMON_OPT_STR, NULL, 0, 0, "URL", "alias of --llm-url"},
     AGENT_LLM_OPTS,
-    {"max-jobs", "MAX_JOBS", COMMON_OPT_U64, "3", 1, 100000, "N", "concurrent jobs (capacity slots)"},
-    {"sats-per-chunk", "SATS_PER_CHUNK", COMMON_OPT_U64, "1", 1, 1000000, "N", "price of one chunk"},
+    {"max-jobs", "MAX_JOBS", COMMON_OPT_U64, "3", 1, 100000, "N",
+     "concurrent jobs (capacity slots)"},
+    {"sats-per-chunk", "SATS_PER_CHUNK", COMMON_OPT_U64, "1", 1, 1000000, "N",
+     "price of one chunk"},
     {"chunks-per-payment", "CHUNKS_PER_PAYMENT", COMMON_OPT_U64, "10", 1, 100000, "N",
      "chunks unlocked per payment cycle"},
     {"payment-timeout", "PAYMENT_TIMEOUT", COMMON_OPT_U64, "30000", 1, 86400000, "MS",
@@ -45,10 +47,12 @@ static const common_opt_t opts[] = {
     {"mint", "CASHU_MINT_URL", COMMON_OPT_LIST, "https://nofee.testnut.cashu.space", 0, 0, "URL",
      "accepted mint (repeatable; env: comma-separated)"},
     {"accept-unlocked", "ACCEPT_UNLOCKED", COMMON_OPT_STR, "swap", 0, 0, "POLICY",
-     "plain (unlocked) tokens: swap (with the mint, default), peek (offline, provider's risk), reject"},
+     "plain (unlocked) tokens: swap (with the mint, default), peek (offline, provider's risk), "
+     "reject"},
     {"min-locktime", "MIN_LOCKTIME", COMMON_OPT_U64, "3600", 60, 31536000, "S",
      "locked payments must stay locked this long"},
-    {"max-input", "MAX_INPUT", COMMON_OPT_U64, "65536", 1, 1048576, "BYTES", "longest prompt accepted"},
+    {"max-input", "MAX_INPUT", COMMON_OPT_U64, "65536", 1, 1048576, "BYTES",
+     "longest prompt accepted"},
     {"listen", "DVM_LISTEN", COMMON_OPT_STR, NULL, 0, 0, "HOST:PORT",
      "also accept secret-stream connections over TCP (tests, LAN; bind 127.0.0.1 for local use)"},
     {"swarm", "DVM_SWARM", COMMON_OPT_BOOL, "true", 0, 0, NULL,
@@ -59,7 +63,8 @@ static const common_opt_t opts[] = {
      "accept loopback/private DHT addresses (test and LAN networks)"},
     {"swarm-host", "DVM_SWARM_HOST", COMMON_OPT_STR, NULL, 0, 0, "IP",
      "bind address of the DHT/UDX sockets (default 0.0.0.0)"},
-    {"swarm-port", "DVM_SWARM_PORT", COMMON_OPT_U64, "0", 0, 65535, "PORT", "DHT/UDX port (0: random)"},
+    {"swarm-port", "DVM_SWARM_PORT", COMMON_OPT_U64, "0", 0, 65535, "PORT",
+     "DHT/UDX port (0: random)"},
     {"sub-kind", "SUB_KIND", COMMON_OPT_U64, NULL, 0, PROTO_MAX_KIND, "N",
      "pipeline: buy this kind per job (--sub-peer) and run its output through the local model"},
     {"sub-budget", "SUB_BUDGET", COMMON_OPT_U64, "50", 0, PROTO_MAX_INT, "SATS", "pipeline budget"},
@@ -160,8 +165,10 @@ static void on_signal(uv_signal_t *s, int signum) {
 
 static void on_check(void *ud, int err, const char *message) {
     app_t *a = ud;
-    if (err) LOG_WARN(a->log, "agent", "LLM check: %s", message);
-    else LOG_INFO(a->log, "agent", "LLM ready: %s", message ? message : "ok");
+    if (err)
+        LOG_WARN(a->log, "agent", "LLM check: %s", message);
+    else
+        LOG_INFO(a->log, "agent", "LLM ready: %s", message ? message : "ok");
 }
 
 int main(int argc, char **argv) {
@@ -233,8 +240,9 @@ int main(int argc, char **argv) {
     }
     uint64_t orphans = 0;
     agent_ledger_close_orphans(a.ledger, &orphans);
-    if (orphans) LOG_WARN(&log, "agent", "%llu job(s) left open by a crash closed as 'crashed'",
-                          (unsigned long long)orphans);
+    if (orphans)
+        LOG_WARN(&log, "agent", "%llu job(s) left open by a crash closed as 'crashed'",
+                 (unsigned long long)orphans);
     /* Payments: the Cashu wallet in the data directory (wallet.sqlite, wallet.key; the same
      * files `dvm-wallet --data-dir DIR` uses). */
     a.http = common_http_new(a.loop, &a.env, &e);
@@ -250,7 +258,8 @@ int main(int argc, char **argv) {
         agent_pay_unavailable(a.loop, &a.pay); /* unused: totals come from the wallet */
         cashu_balance_t wb;
         agent_ledger_stats_t st;
-        if (cashu_wallet_balance(a.wallet, NULL, &wb) || agent_ledger_stats(a.ledger, &st)) goto out;
+        if (cashu_wallet_balance(a.wallet, NULL, &wb) || agent_ledger_stats(a.ledger, &st))
+            goto out;
         printf("jobs %llu\njobs_paid %llu\njobs_open %llu\nchunks %llu\nsats_earned %llu\n"
                "sats_claimed %llu\nsats_pending %llu\n",
                (unsigned long long)st.jobs, (unsigned long long)st.jobs_paid,
@@ -261,7 +270,8 @@ int main(int argc, char **argv) {
         rc = 0;
         goto out;
     }
-    if ((e = agent_pay_cashu(a.loop, &a.env, a.wallet, (const char *const *)mints, nmints, &a.pay))) {
+    if ((e = agent_pay_cashu(a.loop, &a.env, a.wallet, (const char *const *)mints, nmints,
+                             &a.pay))) {
         fprintf(stderr, "dvm-agent: payments: %s\n", common_strerror(e));
         goto out;
     }
@@ -378,7 +388,8 @@ int main(int argc, char **argv) {
         }
         dht_addr_t sa;
         char sas[32] = "?";
-        if (dht_swarm_server_addr(agent_swarm_dht(a.swarm), &sa) == 0) dht_ipv4_format(&sa, sas, sizeof sas);
+        if (dht_swarm_server_addr(agent_swarm_dht(a.swarm), &sa) == 0)
+            dht_ipv4_format(&sa, sas, sizeof sas);
         printf("swarm %s\n", sas);
     }
     if (a.tcp) printf("listening %s:%u\n", host, dht_tcp_server_port(a.tcp));

@@ -50,6 +50,11 @@ static int parse_tree(const cJSON *root, cashu_p2pk_t *out) {
     if (!cJSON_IsArray(root) || cJSON_GetArraySize(root) != 2 || !cJSON_IsString(kind))
         return COMMON_ENOTFOUND;
     if (!cJSON_IsObject(body)) return CASHU_EBAD_TOKEN;
+    /* cJSON keeps the first of duplicate members, Python/JS parsers the last: a secret with a
+     * duplicate member would mean one lock to us and another to the mint. Refuse it. */
+    for (const cJSON *a = body->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (a->string && b->string && strcmp(a->string, b->string) == 0) return CASHU_EBAD_TOKEN;
     const cJSON *nonce = cJSON_GetObjectItemCaseSensitive(body, "nonce");
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(body, "data");
     const cJSON *tags = cJSON_GetObjectItemCaseSensitive(body, "tags");
@@ -112,10 +117,13 @@ int cashu_p2pk_parse(const char *secret, cashu_p2pk_t *out) {
         memset(out, 0, sizeof *out);
         return COMMON_ENOTFOUND;
     }
-    cJSON *root = cJSON_Parse(secret);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(secret, &end, 1); /* nothing may follow the JSON */
     if (!root) {
         memset(out, 0, sizeof *out);
-        return COMMON_ENOTFOUND;
+        /* starts like JSON but is not exactly one JSON value: the mint would read it as a plain
+         * secret (anyone-can-spend) while we might not: refuse as malformed */
+        return CASHU_EBAD_TOKEN;
     }
     int rc = parse_tree(root, out);
     cJSON_Delete(root);
@@ -157,7 +165,7 @@ int cashu_p2pk_sign(const common_env_t *env, const char *secret, const uint8_t s
 }
 
 int cashu_p2pk_witness_sigs(const char *witness, uint8_t (*sigs)[64], size_t cap) {
-    cJSON *root = witness ? cJSON_Parse(witness) : NULL;
+    cJSON *root = witness ? cJSON_ParseWithOpts(witness, NULL, 1) : NULL;
     if (!root) return CASHU_EBAD_TOKEN;
     int rc = CASHU_EBAD_TOKEN;
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "signatures");

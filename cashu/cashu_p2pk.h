@@ -39,8 +39,10 @@ typedef struct cashu_p2pk {
 
 /**
  * @brief Parse a NUT-10 secret. @return 0 (a well-formed NUT-10 secret; check is_p2pk),
- * COMMON_ENOTFOUND (not a NUT-10 secret: a plain random secret), CASHU_EBAD_TOKEN (malformed:
- * bad JSON, bad key, duplicate key or tag, bad number, unknown sigflag).
+ * COMMON_ENOTFOUND (not a NUT-10 secret: a plain random secret, or JSON that is not
+ * [kind, {...}]), CASHU_EBAD_TOKEN (malformed: starts with '[' but is not exactly one JSON
+ * value, a duplicate object member (parsers disagree on which wins), bad key, duplicate key or
+ * tag, bad number, unknown sigflag).
  */
 int cashu_p2pk_parse(const char *secret, cashu_p2pk_t *out);
 

@@ -467,7 +467,8 @@ static int op_add_outputs(op_t *op, uint64_t amount, const char *role, int64_t b
     uint64_t parts[128];
     int n = cashu_split_amount(ks, amount, parts, 128);
     if (n < 0) return n;
-    if (op->nout + (size_t)n > CASHU_MAX_OUTPUTS) return COMMON_ETOOBIG;
+    if (op->nout + (size_t)n > CASHU_MAX_OUTPUTS || op->nout + (size_t)n > op->mc->max_inputs)
+        return COMMON_ETOOBIG; /* the mint's per-request cap applies to outputs too */
     out_spec_t *no = realloc(op->outs, (op->nout + (size_t)n) * sizeof *no);
     if (!no) return COMMON_ENOMEM;
     op->outs = no;
@@ -849,9 +850,21 @@ static void rec_resolve(rec_t *r) {
 
 static void rec_after_quote(void *ud, const cashu_mint_resp_t *resp) {
     rec_t *r = ud;
+    if (resp->err && !resp->ambiguous && resp->err == CASHU_EMINT && resp->mint_code) {
+        /* the mint does not know the quote (e.g. 20007 expired): nothing was issued to us */
+        int rc = op_revert(r->w, r->op->id, "quote refused by the mint");
+        return rec_finish(r, rc ? rc : CASHU_EMINT);
+    }
     if (resp->err) return rec_finish(r, resp->err);
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(resp->json, "state");
     const char *state = cJSON_IsString(s) ? s->valuestring : "";
+    uint64_t expiry = 0;
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(resp->json, "expiry");
+    if (strcmp(state, "UNPAID") == 0 && ex && cashu_json_u64(ex, &expiry) == 0 && expiry &&
+        expiry < now_unix(r->w)) {
+        int rc = op_revert(r->w, r->op->id, "quote expired unpaid");
+        return rec_finish(r, rc ? rc : CASHU_EMINT);
+    }
     if (strcmp(state, "PAID") == 0 && r->op->nout == 0) {
         uint64_t amount;
         if (cashu_json_u64(cJSON_GetObjectItemCaseSensitive(resp->json, "amount"), &amount) || !amount)
@@ -1672,6 +1685,24 @@ int cashu_wallet_mark_sent(cashu_wallet_t *w, int64_t bundle_id) {
     return db_commit(w);
 }
 
+int cashu_wallet_release(cashu_wallet_t *w, int64_t bundle_id) {
+    sqlite3_stmt *st;
+    int rc = db_query(w, &st, "SELECT COUNT(*) FROM proofs WHERE bundle=? AND state='reserved' AND lock_key IS NOT NULL",
+                      "i", bundle_id);
+    if (rc) return rc;
+    int locked = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+    sqlite3_finalize(st);
+    if (locked) return COMMON_ESTATE; /* locked to someone else: only the refund path frees it */
+    if ((rc = db_begin(w))) return rc;
+    rc = db_run(w, "UPDATE proofs SET state='unspent', bundle=NULL WHERE bundle=? AND state='reserved'", "i", bundle_id);
+    if (!rc) rc = db_run(w, "UPDATE bundles SET state='released' WHERE id=? AND state='ready'", "i", bundle_id);
+    if (rc) {
+        db_rollback(w);
+        return rc;
+    }
+    return db_commit(w);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* incoming tokens: offline verification */
 
@@ -1739,7 +1770,8 @@ static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_poli
                 return CASHU_ENOT_LOCKED;
             if (need_lock) {
                 uint64_t min = pol ? pol->min_locktime : 0;
-                if (!pk.has_locktime || pk.locktime < now + min) return CASHU_ENOT_LOCKED;
+                /* no locktime = locked to us for ever, which is at least as good */
+                if (pk.has_locktime && pk.locktime < now + min) return CASHU_ENOT_LOCKED;
             }
             if (!mc->nut11) return CASHU_ENOT_LOCKED; /* a mint without NUT-11 ignores locks */
         }
@@ -1799,7 +1831,6 @@ int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token, const cash
                              "tuii", mc->url, sum, (int64_t)common_unix_ms(w->env), (int64_t)common_unix_ms(w->env));
         if (rc) db_rollback(w);
         else rc = db_commit(w);
-        if (rc == COMMON_EDB) rc = CASHU_EREPLAY; /* unique Y raced */
     }
     if (!rc && amount) *amount = sum;
     cashu_token_free(&t);
@@ -1897,7 +1928,7 @@ static void receive_loaded(op_t *op, int err) {
         else rc = db_commit(w);
     }
     cashu_token_free(&t);
-    if (rc) return op_finish(op, rc == COMMON_EDB ? CASHU_EREPLAY : rc, NULL);
+    if (rc) return op_finish(op, rc, NULL);
     uint64_t sum = ins_sum(op), fee = ins_fee(op);
     if (sum <= fee) return op_finish(op, CASHU_EFUNDS, "token worth less than the fee");
     if ((rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL))) return op_finish(op, rc, NULL);
@@ -2025,8 +2056,13 @@ int cashu_wallet_refund(cashu_wallet_t *w, const char *mint, cashu_wallet_cb cb,
 /* ------------------------------------------------------------------------------------------ */
 /* melt */
 
+int cashu_wallet_release(cashu_wallet_t *w, int64_t bundle_id);
+
 static void melt_paid(op_t *op, int err) {
     if (!err) op->res.amount = op->amount;
+    /* a definite failure: the exact-amount proofs become spendable again */
+    if (err && err != CASHU_EMINT_UNREACHABLE && op->bundle_ids)
+        (void)cashu_wallet_release(op->w, op->bundle_ids[0]);
     op_finish(op, err, NULL);
 }
 
@@ -2162,11 +2198,13 @@ static void sent_checked(void *ud, const cashu_mint_resp_t *r) {
 
 static void sent_refresh(op_t *op) {
     cashu_wallet_t *w = op->w;
-    /* mints are visited in url order; op->request holds the last one checked */
+    /* (mint, y) order; op->request = mint and op->quote = last Y of the previous batch */
     sqlite3_stmt *st;
     char url[CASHU_MINT_URL_MAX + 1] = "";
-    if (db_query(w, &st, "SELECT DISTINCT mint FROM proofs WHERE state='sent' AND mint > ? ORDER BY mint LIMIT 1", "t",
-                 op->request) == 0) {
+    if (db_query(w, &st,
+                 "SELECT mint FROM proofs WHERE state='sent' AND (mint > ?1 OR (mint = ?1 AND y > ?2)) "
+                 "ORDER BY mint, y LIMIT 1",
+                 "tt", op->request, op->quote) == 0) {
         if (sqlite3_step(st) == SQLITE_ROW) snprintf(url, sizeof url, "%s", col_text(st, 0));
         sqlite3_finalize(st);
     }
@@ -2174,14 +2212,20 @@ static void sent_refresh(op_t *op) {
         op->idx = op->nrec; /* done */
         return recover_next(op);
     }
+    if (strcmp(url, op->request) != 0) op->quote[0] = 0; /* a new mint: from its first Y */
     snprintf(op->request, sizeof op->request, "%s", url);
     mintc_t *mc = mint_get(w, url, 1);
-    if (!mc || db_query(w, &st, "SELECT y FROM proofs WHERE mint=? AND state='sent' LIMIT ?", "ti", url,
-                        (int64_t)mc->max_inputs))
+    if (!mc || db_query(w, &st, "SELECT y FROM proofs WHERE mint=? AND state='sent' AND y > ? ORDER BY y LIMIT ?",
+                        "tti", url, op->quote, (int64_t)mc->max_inputs)) {
+        snprintf(op->quote, sizeof op->quote, "~"); /* skip this mint */
         return sent_refresh(op);
+    }
     cJSON *body = cJSON_CreateObject();
     cJSON *ys = cJSON_AddArrayToObject(body, "Ys");
-    while (sqlite3_step(st) == SQLITE_ROW) cJSON_AddItemToArray(ys, cJSON_CreateString(col_text(st, 0)));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        cJSON_AddItemToArray(ys, cJSON_CreateString(col_text(st, 0)));
+        snprintf(op->quote, sizeof op->quote, "%s", col_text(st, 0));
+    }
     sqlite3_finalize(st);
     int rc = cashu_mint_post(mc->api, "/v1/checkstate", body, 0, sent_checked, op);
     cJSON_Delete(body);

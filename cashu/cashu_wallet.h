@@ -116,6 +116,10 @@ int cashu_wallet_prepare(cashu_wallet_t *w, const char *mint, size_t n, uint64_t
                          void *ud);
 /** @brief A prepared micro-token has been handed out (reserved → sent). */
 int cashu_wallet_mark_sent(cashu_wallet_t *w, int64_t bundle_id);
+/** @brief An unsent PLAIN micro-token goes back to the spendable balance at once (no mint
+ *  call). Locked ones return COMMON_ESTATE: they come back through cashu_wallet_refund after
+ *  their locktime. */
+int cashu_wallet_release(cashu_wallet_t *w, int64_t bundle_id);
 
 /**
  * @brief Verify an incoming token offline under @p policy (borrowed for the call; for

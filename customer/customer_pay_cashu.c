@@ -67,9 +67,9 @@ static void on_prepared(void *ud, const cashu_result_t *res) {
 static int start_prepare(preq_t *r) {
     cpc_t *c = r->c;
     c->outstanding++;
-    int rc = cashu_wallet_prepare(c->w, c->mint, (size_t)r->count, r->each,
-                                  r->has_lock ? r->lock : NULL, r->has_lock ? r->locktime : 0,
-                                  on_prepared, r);
+    int rc =
+        cashu_wallet_prepare(c->w, c->mint, (size_t)r->count, r->each, r->has_lock ? r->lock : NULL,
+                             r->has_lock ? r->locktime : 0, on_prepared, r);
     if (rc) c->outstanding--;
     return rc;
 }

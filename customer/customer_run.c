@@ -24,12 +24,12 @@ struct customer {
     uv_timer_t timer;
 
     size_t attempt;
-    int dialing;        /* waiting for conn_up of the current attempt */
+    int dialing; /* waiting for conn_up of the current attempt */
     const customer_transport_t *tr;
-    void *t;            /* current transport handle (NULL: none) */
+    void *t; /* current transport handle (NULL: none) */
     proto_ndjson_t *fr;
     proto_customer_t *core;
-    uint64_t prep_gen;  /* identifies the PREPARE_TOKENS of the current core */
+    uint64_t prep_gen; /* identifies the PREPARE_TOKENS of the current core */
     int in_drain;
     int want_fallback;
     proto_outcome_t last_outcome;
@@ -71,7 +71,8 @@ static int exit_for(customer_t *cu, proto_outcome_t o) {
     case PROTO_OUT_PRICE: return CUSTOMER_EXIT_PRICE;
     case PROTO_OUT_MINT: return CUSTOMER_EXIT_NO_PROVIDER;
     case PROTO_OUT_PAYMENT_FAILED: return CUSTOMER_EXIT_PAYMENT;
-    case PROTO_OUT_PROVIDER_ERROR: return cu->got_offer_ever ? CUSTOMER_EXIT_PROVIDER : CUSTOMER_EXIT_NO_PROVIDER;
+    case PROTO_OUT_PROVIDER_ERROR:
+        return cu->got_offer_ever ? CUSTOMER_EXIT_PROVIDER : CUSTOMER_EXIT_NO_PROVIDER;
     case PROTO_OUT_DISCONNECTED:
     case PROTO_OUT_TIMEOUT:
         return cu->connected_ever ? CUSTOMER_EXIT_PROVIDER : CUSTOMER_EXIT_NO_PROVIDER;
@@ -123,7 +124,8 @@ static void on_tokens(void *ud, int rc, const char *const *tokens, size_t n) {
     } else {
         LOG_ERROR(LOGP(cu), MOD, "cannot prepare the payment: %s",
                   common_strerror(rc ? rc : CASHU_EFUNDS));
-        note(cu, CUSTOMER_N_ERROR, PROTO_CODE_INTERNAL, 0, 0, common_strerror(rc ? rc : CASHU_EFUNDS));
+        note(cu, CUSTOMER_N_ERROR, PROTO_CODE_INTERNAL, 0, 0,
+             common_strerror(rc ? rc : CASHU_EFUNDS));
         proto_customer_tokens_failed(cu->core);
     }
     drain(cu);
@@ -194,9 +196,7 @@ static void handle(customer_t *cu, const proto_event_t *ev, int *done) {
     case PROTO_EV_ACK: note(cu, CUSTOMER_N_ACK, 0, ev->a, ev->b, NULL); break;
     case PROTO_EV_PROVIDER_ERROR: note(cu, CUSTOMER_N_ERROR, ev->code, 0, 0, ev->data); break;
     case PROTO_EV_RESULT: note(cu, CUSTOMER_N_RESULT, ev->code, ev->a, ev->b, NULL); break;
-    case PROTO_EV_FALLBACK:
-        cu->want_fallback = 1;
-        break;
+    case PROTO_EV_FALLBACK: cu->want_fallback = 1; break;
     case PROTO_EV_DONE:
         cu->last_outcome = (proto_outcome_t)ev->code;
         cu->spent += ev->a;
@@ -214,8 +214,10 @@ static void drain(customer_t *cu) {
     int done = 0;
     while (!done && proto_customer_next_event(cu->core, &ev) == 1) handle(cu, &ev, &done);
     cu->in_drain = 0;
-    if (done) end_attempt(cu);
-    else rearm(cu);
+    if (done)
+        end_attempt(cu);
+    else
+        rearm(cu);
 }
 
 /* ---- connections ---------------------------------------------------------------------- */
@@ -231,8 +233,10 @@ static void next_attempt(customer_t *cu) {
     int rc = cu->dialer.dial(cu->dialer.self, cu, a);
     if (rc) {
         cu->dialing = 0;
-        if (a == 0) finish(cu, CUSTOMER_EXIT_NO_PROVIDER, "no provider");
-        else finish(cu, exit_for(cu, cu->last_outcome), "no more providers");
+        if (a == 0)
+            finish(cu, CUSTOMER_EXIT_NO_PROVIDER, "no provider");
+        else
+            finish(cu, exit_for(cu, cu->last_outcome), "no more providers");
     }
 }
 

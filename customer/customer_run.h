@@ -45,13 +45,13 @@ enum {
 
 typedef struct customer_cfg {
     uint64_t kind, budget, max_sats_per_chunk;
-    const char *mint_url;   /* ours (borrowed) */
+    const char *mint_url; /* ours (borrowed) */
     uint64_t idle_timeout_ms, grace_ms;
     const proto_params_t *params; /* optional (borrowed) */
-    const char *input;      /* the prompt (borrowed) */
-    uint64_t lock_seconds;  /* locked micro-tokens: locktime = now + this (>= min_locktime + 60) */
-    size_t max_line;        /* 0: PROTO_MAX_LINE */
-    size_t max_attempts;    /* providers tried at most (0: 8) */
+    const char *input;            /* the prompt (borrowed) */
+    uint64_t lock_seconds; /* locked micro-tokens: locktime = now + this (>= min_locktime + 60) */
+    size_t max_line;       /* 0: PROTO_MAX_LINE */
+    size_t max_attempts;   /* providers tried at most (0: 8) */
 } customer_cfg_t;
 
 typedef enum customer_note_kind {

@@ -146,7 +146,8 @@ static int dial(void *self, customer_t *cu, size_t attempt) {
     d->cu = cu;
     if (!d->started) {
         d->started = 1;
-        int rc = d->has_pk ? dht_swarm_join_peer(d->sw, d->pk) : dht_swarm_join(d->sw, d->topic, 0, 1);
+        int rc =
+            d->has_pk ? dht_swarm_join_peer(d->sw, d->pk) : dht_swarm_join(d->sw, d->topic, 0, 1);
         if (rc) return rc;
     } else if (!d->has_pk) {
         dht_swarm_refresh(d->sw); /* look for more providers */

@@ -37,8 +37,10 @@ static void on_end(dht_tcp_conn_t *c, void *ud) {
 }
 static void on_close(dht_tcp_conn_t *c, int status, void *ud) {
     tconn_t *u = ud;
-    if (u->up) customer_conn_closed(u->cu, c, status);
-    else customer_conn_failed(u->cu, u->attempt, status ? status : COMMON_ECONNREFUSED);
+    if (u->up)
+        customer_conn_closed(u->cu, c, status);
+    else
+        customer_conn_failed(u->cu, u->attempt, status ? status : COMMON_ECONNREFUSED);
     free(u);
 }
 

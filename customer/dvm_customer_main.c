@@ -98,9 +98,12 @@ static void json_str(FILE *f, const char *s) {
     fputc('"', f);
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
     }
     fputc('"', f);
 }
@@ -124,7 +127,9 @@ static void on_note(void *ud, const customer_note_t *n) {
             fprintf(f, "}\n");
             break;
         case CUSTOMER_N_OFFER:
-            fprintf(f, "{\"event\":\"offer\",\"sats_per_chunk\":%llu,\"chunks_per_payment\":%llu,\"locked\":%s}\n",
+            fprintf(f,
+                    "{\"event\":\"offer\",\"sats_per_chunk\":%llu,\"chunks_per_payment\":%llu,"
+                    "\"locked\":%s}\n",
                     (unsigned long long)n->a, (unsigned long long)n->b, n->code ? "true" : "false");
             break;
         case CUSTOMER_N_TOKENS:
@@ -140,7 +145,9 @@ static void on_note(void *ud, const customer_note_t *n) {
             break;
         case CUSTOMER_N_ERROR:
             fprintf(f, "{\"event\":\"error\",\"code\":");
-            json_str(f, proto_error_code_name((proto_error_code_t)n->code) ? proto_error_code_name((proto_error_code_t)n->code) : "");
+            json_str(f, proto_error_code_name((proto_error_code_t)n->code)
+                            ? proto_error_code_name((proto_error_code_t)n->code)
+                            : "");
             fprintf(f, ",\"message\":");
             json_str(f, n->text);
             fprintf(f, "}\n");
@@ -182,7 +189,9 @@ static void on_note(void *ud, const customer_note_t *n) {
         break;
     case CUSTOMER_N_ERROR:
         fprintf(f, "\n[dvm] provider error (%s): %s\n",
-                proto_error_code_name((proto_error_code_t)n->code) ? proto_error_code_name((proto_error_code_t)n->code) : "-",
+                proto_error_code_name((proto_error_code_t)n->code)
+                    ? proto_error_code_name((proto_error_code_t)n->code)
+                    : "-",
                 n->text ? n->text : "");
         break;
     case CUSTOMER_N_FALLBACK: fprintf(f, "\n[dvm] trying another provider (%s)\n", n->text); break;
@@ -258,7 +267,8 @@ int main(int argc, char **argv) {
             common_buf_append(&prompt, cfg.pos[i], strlen(cfg.pos[i]));
         }
     }
-    while (prompt.len && (prompt.data[prompt.len - 1] == '\n' || prompt.data[prompt.len - 1] == '\r'))
+    while (prompt.len &&
+           (prompt.data[prompt.len - 1] == '\n' || prompt.data[prompt.len - 1] == '\r'))
         prompt.len--;
     if (prompt.len == 0 || prompt.len > MAX_PROMPT) {
         fprintf(stderr, "dvm-customer: give a prompt (arguments, '-' or a pipe); see --help\n");
@@ -293,7 +303,8 @@ int main(int argc, char **argv) {
     common_env_t env;
     common_env_default(&env, a.loop, &log);
     char datadir[1024];
-    int e = common_datadir(common_cfg_str(&cfg, "data-dir"), "dvm-customer", datadir, sizeof datadir);
+    int e =
+        common_datadir(common_cfg_str(&cfg, "data-dir"), "dvm-customer", datadir, sizeof datadir);
     if (!e) e = dht_identity_load_or_create(datadir, &env, &kp, NULL);
     if (e) {
         fprintf(stderr, "dvm-customer: identity: %s\n", common_strerror(e));
@@ -318,8 +329,10 @@ int main(int argc, char **argv) {
     proto_params_t params;
     memset(&params, 0, sizeof params);
     int has_params = 0;
-    if (common_cfg_str(&cfg, "model")) params.model = (char *)common_cfg_str(&cfg, "model"), has_params = 1;
-    if (common_cfg_str(&cfg, "system")) params.system = (char *)common_cfg_str(&cfg, "system"), has_params = 1;
+    if (common_cfg_str(&cfg, "model"))
+        params.model = (char *)common_cfg_str(&cfg, "model"), has_params = 1;
+    if (common_cfg_str(&cfg, "system"))
+        params.system = (char *)common_cfg_str(&cfg, "system"), has_params = 1;
     if (common_cfg_source(&cfg, "max-tokens") != COMMON_SRC_NONE) {
         params.has_max_tokens = 1;
         params.max_tokens = common_cfg_u64(&cfg, "max-tokens");
@@ -339,7 +352,8 @@ int main(int argc, char **argv) {
     cc.idle_timeout_ms = common_cfg_u64(&cfg, "idle-timeout");
     cc.params = has_params ? &params : NULL;
     cc.input = (const char *)prompt.data;
-    customer_tcp_dialer_t td = {.loop = a.loop, .env = &env, .kp = &kp, .peers = peers, .npeers = npeers};
+    customer_tcp_dialer_t td = {
+        .loop = a.loop, .env = &env, .kp = &kp, .peers = peers, .npeers = npeers};
     customer_dialer_t dl;
     if (npeers) {
         customer_tcp_dialer(&td, &dl);

@@ -327,13 +327,14 @@ const routes = {
       - Object.values(st.spent).reduce((a, s) => a + (s.amount || 0), 0),
     melted_sats: Object.values(st.meltQuotes).reduce((a, q) => a + (q.state === 'PAID' ? q.amount : 0), 0),
     minted_sats: Object.values(st.mintQuotes).reduce((a, q) => a + (q.state === 'ISSUED' ? q.amount : 0), 0),
-    active_keyset: active.id, fee_ppk: active.fee,
+    active_keyset: active.id, fee_ppk: active.fee, requests,
   }),
 };
 function keysView(k) {
   return { id: k.id, unit: 'sat', active: k === active, input_fee_ppk: k.fee, keys: k.pub };
 }
 
+const requests = {}; // per "METHOD /path" since start (GET /dev/state shows them)
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://127.0.0.1');
   let body = '';
@@ -367,6 +368,7 @@ const server = http.createServer((req, res) => {
       return { request: fakeInvoice(a, 'f') };
     };
     if (!handler) return send(404, { detail: 'not found', code: 0 });
+    requests[key] = (requests[key] || 0) + 1;
     const f = req.method === 'POST' || url.pathname.startsWith('/v1/') ? takeFault(url.pathname) : null;
     if (f === '500') return send(500, { detail: 'injected fault', code: 0 });
     if (f === 'hang') return; // never answer

@@ -108,6 +108,14 @@ w $A refund --mint $M >/dev/null
 w $B claim --mint $M >/dev/null
 totals_exact "final"
 
+# a wallet that gives up (or dies) while waiting for the invoice to be paid keeps the quote
+start_mint slow 0 --pay-delay-ms 2500
+"$WALLET" --data-dir "$tmp/s" --json mint 16 --mint $MINT_URL --no-qr --wait 1 >"$tmp/out" 2>>"$tmp/stderr.log"
+check "mint: gave up waiting (exit 6), quote kept" test $? = 6
+sleep 2.5
+out=$(w s check)
+check "mint: paid later, recovered by check (16 sat)" test "$(echo "$out" | jget recovered)/$(bal s $MINT_URL unspent)" = 1/16
+
 check "no sanitizer report from any wallet run" sanitizer_clean
 echo "cashu-crash: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

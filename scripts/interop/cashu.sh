@@ -118,8 +118,35 @@ scenario() {
   check "[$fee] no pending operation left" test "$(bal $A $M pending)$(bal $B $M pending)$(bal $C $M pending)" = 000
 }
 
+limits() {
+  local M tok out s0 s1 n=0 PB
+  start_mint lim 0 --max-inputs 5 --pay-delay-ms 1500; M=$MINT_URL
+  echo "# limits: max inputs 5, invoices paid after 1.5 s, mint=$M"
+  out=$(w la mint 8 --mint $M --no-qr)
+  check "[lim] mint waits for the (delayed) payment" test "$(echo "$out" | tail -1 | jget amount)/$(echo "$out" | tail -1 | jget state)" = 8/ISSUED
+  PB=$("$WALLET" --data-dir "$tmp/lb" pubkey)
+  out=$(CASHU_MAX_INPUTS=5 w la send 1 --count 8 --mint $M --lock $PB --locktime 3600)
+  check "[lim] a prepare needing more outputs than the mint allows is refused before any request" \
+    test "$(echo "$out" | jget error)/$(bal la $M pending)/$(bal la $M unspent)" = COMMON_ETOOBIG/0/8
+  for i in 1 2; do
+    out=$(CASHU_MAX_INPUTS=5 w la send 1 --count 4 --mint $M --lock $PB --locktime 3600)
+    for k in 0 1 2 3; do [[ $(w lb accept "$(echo "$out" | jget tokens.$k)" --mint $M --require-lock | jget ok) == True ]] && n=$((n+1)); done
+  done
+  check "[lim] 8 locked tokens accepted offline" test $n = 8
+  out=$(w lb claim --mint $M)
+  check "[lim] claim over the mint's cap: 11014 surfaced, nothing lost" \
+    test "$(echo "$out" | jget mint_code)/$(bal lb $M incoming)/$(bal lb $M pending)" = 11014/8/0
+  s0=$(mint_state $M swaps)
+  out=$(CASHU_MAX_INPUTS=5 w lb claim --mint $M)
+  s1=$(mint_state $M swaps)
+  check "[lim] claim in batches of the cap (2 swaps, 8 sat)" test "$((s1 - s0))/$(echo "$out" | jget amount)" = 2/8
+  CASHU_MAX_INPUTS=5 w la check >/dev/null
+  check "[lim] balance: mint outstanding $(mint_state $M outstanding_sats) == wallets $(held_union la lb)" test "$(mint_state $M outstanding_sats)" = "$(held_union la lb)"
+}
+
 scenario 0
 scenario 100
+limits
 check "no sanitizer report from any wallet run" sanitizer_clean
 echo "cashu: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -619,6 +619,14 @@ TEST(p2pk_build_parse_sign) {
     ASSERT_ERR(cashu_p2pk_parse(dup, &p), CASHU_EBAD_TOKEN);
     snprintf(dup, sizeof dup, "[\"P2PK\",{\"nonce\":\"1\",\"data\":\"%s\",\"tags\":[[\"n_sigs\",\"1.5\"]]}]", h);
     ASSERT_ERR(cashu_p2pk_parse(dup, &p), CASHU_EBAD_TOKEN);
+    /* duplicate member: parsers disagree on which one wins */
+    snprintf(dup, sizeof dup, "[\"P2PK\",{\"nonce\":\"1\",\"data\":\"%s\",\"data\":\"%s\"}]", h, h);
+    ASSERT_ERR(cashu_p2pk_parse(dup, &p), CASHU_EBAD_TOKEN);
+    /* trailing bytes after the JSON: the mint would see a plain (unlocked) secret */
+    snprintf(dup, sizeof dup, "[\"P2PK\",{\"nonce\":\"1\",\"data\":\"%s\"}]x", h);
+    ASSERT_ERR(cashu_p2pk_parse(dup, &p), CASHU_EBAD_TOKEN);
+    snprintf(dup, sizeof dup, "[\"P2PK\",{\"nonce\":\"1\",\"data\":\"%s\"}]", h);
+    ASSERT_OK(cashu_p2pk_parse(dup, &p));
 }
 
 TEST(split_and_fee) {

@@ -48,7 +48,7 @@ typedef struct fakemint {
     uint64_t balance; /* customer's spendable, not yet made into tokens */
     uint64_t batch[1024];
     size_t nbatch;
-    int down;           /* claims fail while set */
+    int down; /* claims fail while set */
     unsigned claim_calls, claim_failures;
     uv_timer_t retry;
     int retry_armed;
@@ -144,10 +144,14 @@ static int pv_verify(void *self, const char *token, const agent_pay_policy_t *po
         const char *url = mint == 0 ? MINT_OK : MINT_FOREIGN;
         int ok = 0;
         for (size_t i = 0; i < pol->n_mints; i++) ok |= !strcmp(pol->mints[i], url);
-        if (!ok) rc = CASHU_EMINT_NOT_ACCEPTED;
-        else if (m->tok[s].seen) rc = CASHU_EREPLAY;
-        else if (pol->lock_pubkey && !m->tok[s].locked) rc = CASHU_ENOT_LOCKED;
-        else if (m->tok[s].state == T_SPENT_ELSEWHERE) rc = CASHU_ESPENT;
+        if (!ok)
+            rc = CASHU_EMINT_NOT_ACCEPTED;
+        else if (m->tok[s].seen)
+            rc = CASHU_EREPLAY;
+        else if (pol->lock_pubkey && !m->tok[s].locked)
+            rc = CASHU_ENOT_LOCKED;
+        else if (m->tok[s].state == T_SPENT_ELSEWHERE)
+            rc = CASHU_ESPENT;
         if (!rc) m->tok[s].seen = 1;
     }
     defer_t *d = defer_new(m, v_fire);
@@ -306,11 +310,13 @@ static void fg_tick(uv_timer_t *t) {
     r->in_delta = 1;
     r->cbs.on_delta(r->ud, w, (size_t)n);
     r->in_delta = 0;
-    if (r->cancel_pending) fg_end(r, AGENT_LLM_STOPPED);
-    else if (r->i >= r->g->ndeltas) fg_end(r, AGENT_LLM_DONE);
+    if (r->cancel_pending)
+        fg_end(r, AGENT_LLM_STOPPED);
+    else if (r->i >= r->g->ndeltas)
+        fg_end(r, AGENT_LLM_DONE);
 }
-static void *fg_start(void *self, const agent_llm_params_t *p, const agent_gen_cbs_t *cbs,
-                      void *ud, int *err) {
+static void *fg_start(void *self, const agent_llm_params_t *p, const agent_gen_cbs_t *cbs, void *ud,
+                      int *err) {
     (void)p, (void)err;
     fakegen_t *g = self;
     fg_run_t *r = calloc(1, sizeof *r);
@@ -327,8 +333,10 @@ static void *fg_start(void *self, const agent_llm_params_t *p, const agent_gen_c
 static void fg_cancel(void *self, void *h) {
     fg_run_t *r = h;
     ((fakegen_t *)self)->aborts++;
-    if (r->in_delta) r->cancel_pending = 1;
-    else fg_end(r, AGENT_LLM_STOPPED);
+    if (r->in_delta)
+        r->cancel_pending = 1;
+    else
+        fg_end(r, AGENT_LLM_STOPPED);
 }
 static const agent_gen_ops_t fg_ops = {fg_start, fg_cancel};
 
@@ -438,19 +446,19 @@ static void world_close(world_t *w) {
     uv_loop_close(&w->loop);
 }
 
-#define ASSERT_BALANCED(w)                                                                     \
-    do {                                                                                       \
-        uint64_t cl_, pe_;                                                                     \
-        pv_totals(&(w)->mint, &cl_, &pe_);                                                     \
-        ASSERT_EQ_U64(fm_customer(&(w)->mint) + cl_ + pe_, (w)->mint.minted);                  \
+#define ASSERT_BALANCED(w)                                                    \
+    do {                                                                      \
+        uint64_t cl_, pe_;                                                    \
+        pv_totals(&(w)->mint, &cl_, &pe_);                                    \
+        ASSERT_EQ_U64(fm_customer(&(w)->mint) + cl_ + pe_, (w)->mint.minted); \
     } while (0)
 
-#define ASSERT_CAP_BALANCED(w, i)                                                              \
-    do {                                                                                       \
-        agent_server_stats_t st_;                                                              \
-        agent_server_get_stats((w)->p[i].srv, &st_);                                           \
-        ASSERT_EQ_U64(st_.capacity.active, 0);                                                 \
-        ASSERT_EQ_U64(st_.capacity.acquired, st_.capacity.released);                           \
+#define ASSERT_CAP_BALANCED(w, i)                                    \
+    do {                                                             \
+        agent_server_stats_t st_;                                    \
+        agent_server_get_stats((w)->p[i].srv, &st_);                 \
+        ASSERT_EQ_U64(st_.capacity.active, 0);                       \
+        ASSERT_EQ_U64(st_.capacity.acquired, st_.capacity.released); \
     } while (0)
 
 /* ---- customer runtime in the test ---- */
@@ -535,7 +543,8 @@ static int expected_text(int n, common_buf_t *b) {
 TEST(happy_path_several_cycles) {
     world_t w;
     world_init(&w, 100);
-    popts_t o = {.spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 25, .tick_ms = 2};
+    popts_t o = {
+        .spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 25, .tick_ms = 2};
     add_provider(&w, &o);
     const char *peers[] = {w.p[0].addr};
     cust_t c;
@@ -565,7 +574,8 @@ TEST(happy_path_several_cycles) {
 TEST(price_above_max_exit_4) {
     world_t w;
     world_init(&w, 100);
-    popts_t o = {.spc = 9, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 5, .tick_ms = 2};
+    popts_t o = {
+        .spc = 9, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 5, .tick_ms = 2};
     add_provider(&w, &o);
     const char *peers[] = {w.p[0].addr};
     cust_t c;
@@ -583,7 +593,8 @@ TEST(price_above_max_exit_4) {
 TEST(budget_exhausted_exit_5_partial) {
     world_t w;
     world_init(&w, 100);
-    popts_t o = {.spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 60, .tick_ms = 2};
+    popts_t o = {
+        .spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 60, .tick_ms = 2};
     add_provider(&w, &o);
     const char *peers[] = {w.p[0].addr};
     cust_t c;
@@ -614,7 +625,8 @@ static void stop_after_some(cust_t *c) {
 TEST(user_stop_mid_stream_exit_130) {
     world_t w;
     world_init(&w, 100);
-    popts_t o = {.spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 200, .tick_ms = 3};
+    popts_t o = {
+        .spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 200, .tick_ms = 3};
     add_provider(&w, &o);
     const char *peers[] = {w.p[0].addr};
     cust_t c;
@@ -637,7 +649,8 @@ TEST(user_stop_mid_stream_exit_130) {
 TEST(capacity_two_of_five) {
     world_t w;
     world_init(&w, 1000);
-    popts_t o = {.spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 2, .ndeltas = 30, .tick_ms = 5};
+    popts_t o = {
+        .spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 2, .ndeltas = 30, .tick_ms = 5};
     add_provider(&w, &o);
     const char *peers[] = {w.p[0].addr};
     cust_t c[5];
@@ -645,8 +658,10 @@ TEST(capacity_two_of_five) {
     for (int i = 0; i < 5; i++) ASSERT_TRUE(run_until(&w, cust_done, &c[i], 15000));
     int ok = 0, cap = 0;
     for (int i = 0; i < 5; i++) {
-        if (c[i].exit_code == CUSTOMER_EXIT_OK) ok++;
-        else if (c[i].exit_code == CUSTOMER_EXIT_NO_PROVIDER && c[i].errors[PROTO_CODE_CAPACITY] == 1)
+        if (c[i].exit_code == CUSTOMER_EXIT_OK)
+            ok++;
+        else if (c[i].exit_code == CUSTOMER_EXIT_NO_PROVIDER &&
+                 c[i].errors[PROTO_CODE_CAPACITY] == 1)
             cap++;
     }
     ASSERT_EQ_I64(ok, 2);
@@ -673,8 +688,10 @@ static int gen_progress(void *ud) {
 TEST(provider_killed_fallback_completes) {
     world_t w;
     world_init(&w, 200);
-    popts_t o1 = {.spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 500, .tick_ms = 5};
-    popts_t o2 = {.spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 15, .tick_ms = 2};
+    popts_t o1 = {
+        .spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 500, .tick_ms = 5};
+    popts_t o2 = {
+        .spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 15, .tick_ms = 2};
     add_provider(&w, &o1);
     add_provider(&w, &o2);
     const char *peers[] = {w.p[0].addr, w.p[1].addr};
@@ -736,8 +753,8 @@ static int raw_open(world_t *w, raw_t *r, size_t prov) {
     dht_crypto_keypair_random(&r->kp);
     dht_tcp_callbacks_t cbs = {.on_connect = r_connect, .on_data = r_data, .on_close = r_close};
     int err = 0;
-    r->c = dht_tcp_connect(&w->loop, &w->env, &r->kp, "127.0.0.1", dht_tcp_server_port(w->p[prov].tcp),
-                           NULL, &cbs, r, &err);
+    r->c = dht_tcp_connect(&w->loop, &w->env, &r->kp, "127.0.0.1",
+                           dht_tcp_server_port(w->p[prov].tcp), NULL, &cbs, r, &err);
     return run_until(w, raw_up, r, 5000) && r->up;
 }
 static void raw_send(raw_t *r, const char *line) {
@@ -788,11 +805,13 @@ static void pay_line(raw_t *r, const char *id, uint64_t serial) {
 TEST(stop_before_payment_llm_never_called) {
     world_t w;
     world_init(&w, 100);
-    popts_t o = {.spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 5, .tick_ms = 2};
+    popts_t o = {
+        .spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 5, .tick_ms = 2};
     add_provider(&w, &o);
     raw_t r;
     ASSERT_TRUE(raw_open(&w, &r, 0));
-    raw_send(&r, "{\"type\":\"request\",\"id\":\"j1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
+    raw_send(&r,
+             "{\"type\":\"request\",\"id\":\"j1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
     ASSERT_TRUE(raw_wait(&r, "\"type\":\"offer\"", 1, 3000));
     raw_send(&r, "{\"type\":\"stop\",\"id\":\"j1\"}");
     ASSERT_TRUE(raw_wait(&r, "\"type\":\"result\"", 1, 3000));
@@ -806,12 +825,19 @@ TEST(stop_before_payment_llm_never_called) {
 TEST(refused_tokens_never_credited) {
     world_t w;
     world_init(&w, 100);
-    popts_t o = {.spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 12, .tick_ms = 2, .locked = 1};
+    popts_t o = {.spc = 1,
+                 .cpp = 10,
+                 .timeout_ms = 3000,
+                 .max_jobs = 3,
+                 .ndeltas = 12,
+                 .tick_ms = 2,
+                 .locked = 1};
     add_provider(&w, &o);
     fakemint_t *m = &w.mint;
     raw_t r;
     ASSERT_TRUE(raw_open(&w, &r, 0));
-    raw_send(&r, "{\"type\":\"request\",\"id\":\"j1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
+    raw_send(&r,
+             "{\"type\":\"request\",\"id\":\"j1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
     ASSERT_TRUE(raw_wait(&r, "\"type\":\"offer\"", 1, 3000));
     ASSERT_EQ_U64(count_in(&r, "\"pubkey\":\"02"), 1);
     m->balance -= 50;
@@ -861,12 +887,13 @@ TEST(overpay_and_underpay_carry) {
     fakemint_t *m = &w.mint;
     raw_t r;
     ASSERT_TRUE(raw_open(&w, &r, 0));
-    raw_send(&r, "{\"type\":\"request\",\"id\":\"j1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
+    raw_send(&r,
+             "{\"type\":\"request\",\"id\":\"j1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
     ASSERT_TRUE(raw_wait(&r, "\"type\":\"offer\"", 1, 3000));
     m->balance -= 18;
-    uint64_t a = fm_issue(m, 7, 0, 0);  /* 2 chunks, carry 1 */
-    uint64_t b = fm_issue(m, 2, 0, 0);  /* (2+1)/3 = 1 chunk, carry 0: underpay completed by carry */
-    uint64_t c = fm_issue(m, 9, 0, 0);  /* 3 chunks */
+    uint64_t a = fm_issue(m, 7, 0, 0); /* 2 chunks, carry 1 */
+    uint64_t b = fm_issue(m, 2, 0, 0); /* (2+1)/3 = 1 chunk, carry 0: underpay completed by carry */
+    uint64_t c = fm_issue(m, 9, 0, 0); /* 3 chunks */
     pay_line(&r, "j1", a);
     ASSERT_TRUE(raw_wait(&r, "\"type\":\"pay_required\"", 1, 3000));
     ASSERT_EQ_U64(count_in(&r, "\"type\":\"chunk\""), 2);
@@ -892,11 +919,13 @@ TEST(payment_timeout_first_and_mid) {
     fakemint_t *m = &w.mint;
     raw_t r;
     ASSERT_TRUE(raw_open(&w, &r, 0));
-    raw_send(&r, "{\"type\":\"request\",\"id\":\"j1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
+    raw_send(&r,
+             "{\"type\":\"request\",\"id\":\"j1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
     ASSERT_TRUE(raw_wait(&r, "\"code\":\"payment_timeout\"", 1, 3000));
     ASSERT_EQ_U64(count_in(&r, "\"type\":\"result\""), 0);
     ASSERT_EQ_I64(w.p[0].gen.starts, 0);
-    raw_send(&r, "{\"type\":\"request\",\"id\":\"j2\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
+    raw_send(&r,
+             "{\"type\":\"request\",\"id\":\"j2\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
     ASSERT_TRUE(raw_wait(&r, "\"type\":\"offer\"", 2, 3000));
     m->balance -= 5;
     pay_line(&r, "j2", fm_issue(m, 5, 0, 0));
@@ -919,12 +948,14 @@ static int gen_dead(void *ud) {
 TEST(customer_killed_aborts_claims_once_frees_once) {
     world_t w;
     world_init(&w, 100);
-    popts_t o = {.spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 1, .ndeltas = 1000, .tick_ms = 3};
+    popts_t o = {
+        .spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 1, .ndeltas = 1000, .tick_ms = 3};
     add_provider(&w, &o);
     fakemint_t *m = &w.mint;
     raw_t r;
     ASSERT_TRUE(raw_open(&w, &r, 0));
-    raw_send(&r, "{\"type\":\"request\",\"id\":\"j1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
+    raw_send(&r,
+             "{\"type\":\"request\",\"id\":\"j1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
     ASSERT_TRUE(raw_wait(&r, "\"type\":\"offer\"", 1, 3000));
     m->balance -= 10;
     pay_line(&r, "j1", fm_issue(m, 10, 0, 0));
@@ -940,7 +971,8 @@ TEST(customer_killed_aborts_claims_once_frees_once) {
     /* the slot is free again: a new customer gets an offer (MAX_JOBS=1) */
     raw_t r2;
     ASSERT_TRUE(raw_open(&w, &r2, 0));
-    raw_send(&r2, "{\"type\":\"request\",\"id\":\"j1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
+    raw_send(&r2,
+             "{\"type\":\"request\",\"id\":\"j1\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
     ASSERT_TRUE(raw_wait(&r2, "\"type\":\"offer\"", 1, 3000));
     raw_close(&r2);
     common_buf_free(&r.in);
@@ -951,13 +983,15 @@ TEST(customer_killed_aborts_claims_once_frees_once) {
 TEST(jobs_scoped_to_connection) {
     world_t w;
     world_init(&w, 100);
-    popts_t o = {.spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 5, .tick_ms = 2};
+    popts_t o = {
+        .spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 5, .tick_ms = 2};
     add_provider(&w, &o);
     fakemint_t *m = &w.mint;
     raw_t a, b;
     ASSERT_TRUE(raw_open(&w, &a, 0));
     ASSERT_TRUE(raw_open(&w, &b, 0));
-    raw_send(&a, "{\"type\":\"request\",\"id\":\"same\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
+    raw_send(&a,
+             "{\"type\":\"request\",\"id\":\"same\",\"kind\":5100,\"input\":\"hi\",\"budget\":30}");
     ASSERT_TRUE(raw_wait(&a, "\"type\":\"offer\"", 1, 3000));
     raw_send(&b, "{\"type\":\"stop\",\"id\":\"same\"}"); /* another connection: ignored */
     m->balance -= 10;
@@ -982,7 +1016,8 @@ static int claimed_10(void *ud) {
 TEST(mint_down_at_claim_then_back) {
     world_t w;
     world_init(&w, 100);
-    popts_t o = {.spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 8, .tick_ms = 2};
+    popts_t o = {
+        .spc = 1, .cpp = 10, .timeout_ms = 3000, .max_jobs = 3, .ndeltas = 8, .tick_ms = 2};
     add_provider(&w, &o);
     w.mint.down = 1;
     const char *peers[] = {w.p[0].addr};

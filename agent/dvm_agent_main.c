@@ -105,7 +105,7 @@ static void on_fin(uv_timer_t *t) {
     app_t *a = t->data;
     uint64_t waited = uv_now(a->loop) - a->fin_start;
     if (a->wallet && agent_pay_cashu_claiming(&a->pay) && waited < 15000) return; /* claims */
-    if (a->pipe.pipe && agent_pipe_busy(a->pipe.pipe) && waited < 15000) return; /* sub-jobs */
+    if (a->pipe.pipe && agent_pipe_busy(a->pipe.pipe) && waited < 15000) return;  /* sub-jobs */
     if (a->wallet && agent_pay_cashu_claiming(&a->pay))
         LOG_WARN(a->log, "agent", "claims still pending; they are retried at the next start");
     uv_timer_stop(t);

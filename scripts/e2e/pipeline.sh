@@ -18,7 +18,7 @@
 #   5. shutdown: SIGTERM to that agent mid-job: the customer gets its result, the 5100 LLM
 #      request is closed within 1 s, the agent exits 0.
 #   6. money:  customer paid = 5302 agent earned; 5302 agent paid = 5100 agent earned; every
-#      wallet balances (nothing lost), no claim left pending.
+#      wallet balances (nothing lost), no claim left pending; no sanitizer report anywhere.
 # Prints "pipeline: N passed, M failed" last.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -288,4 +288,6 @@ ipend=$(( $(balance "$T/inner" incoming) + $(balance "$T/inner" pending) ))
 echo "     wallet totals: customer $ct (funded $CUST0), 5302 agents $ot (funded $OUTER0 + $OUTER20 + earned $outer_earned), 5100 agent $it (earned $inner_earned); unclaimed 5302 $opend, 5100 $ipend"
 check "money: nothing lost (each wallet = funded + earned; everything claimed)" \
   bash -c "[[ '$ct' == '$CUST0' && '$ot' == '$((OUTER0 + OUTER20 + ${outer_earned:-0}))' && '$it' == '$inner_earned' && $opend == 0 && $ipend == 0 ]]"
+san=$(grep -lE 'Sanitizer|runtime error' "$T"/*.err 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ')
+check "no sanitizer report from any process${san:+ (see: $san)}" test -z "$san"
 finish

@@ -14,6 +14,7 @@
 #include "agent/agent_llm.h"
 #include "agent/agent_pay.h"
 #include "agent/agent_pay_cashu.h"
+#include "agent/agent_pipe_setup.h"
 #include "cashu/cashu_wallet.h"
 #include "agent/agent_qr.h"
 #include "agent/agent_server.h"
@@ -65,13 +66,14 @@ static const common_opt_t opts[] = {
     {"swarm-port", "DVM_SWARM_PORT", COMMON_OPT_U64, "0", 0, 65535, "PORT",
      "DHT/UDX port (0: random)"},
     {"sub-kind", "SUB_KIND", COMMON_OPT_U64, NULL, 0, PROTO_MAX_KIND, "N",
-     "pipeline: delegate to this kind first (not implemented yet)"},
+     "pipeline: buy this kind per job (--sub-peer) and run its output through the local model"},
     {"sub-budget", "SUB_BUDGET", COMMON_OPT_U64, "50", 0, PROTO_MAX_INT, "SATS", "pipeline budget"},
     {"budget", NULL, COMMON_OPT_U64, NULL, 0, PROTO_MAX_INT, "SATS", "alias of --sub-budget"},
     {"sub-batch-size", "SUB_BATCH_SIZE", COMMON_OPT_U64, "500", 1, 1048576, "CHARS",
      "pipeline batch size"},
     {"max-sats-per-chunk", "MAX_SATS_PER_CHUNK", COMMON_OPT_U64, "5", 1, PROTO_MAX_INT, "N",
      "pipeline: highest price accepted as a sub-customer"},
+    AGENT_PIPE_OPTS,
     {"stats", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL,
      "print jobs, chunks, sats earned / claimed / pending from agent.db and exit"},
     {"qr", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL, "print the join link as a QR code"},
@@ -96,12 +98,14 @@ typedef struct app {
     uv_timer_t grace, fin;
     uint64_t fin_start;
     int pay_closed;
+    agent_pipe_setup_t pipe; /* --sub-kind: the pipeline generator (agent_pipe.h) */
 } app_t;
 
 static void on_fin(uv_timer_t *t) {
     app_t *a = t->data;
     uint64_t waited = uv_now(a->loop) - a->fin_start;
     if (a->wallet && agent_pay_cashu_claiming(&a->pay) && waited < 15000) return; /* claims */
+    if (a->pipe.pipe && agent_pipe_busy(a->pipe.pipe) && waited < 15000) return;  /* sub-jobs */
     if (a->wallet && agent_pay_cashu_claiming(&a->pay))
         LOG_WARN(a->log, "agent", "claims still pending; they are retried at the next start");
     uv_timer_stop(t);
@@ -205,8 +209,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "dvm-agent: --accept-unlocked: expected swap, peek or reject\n");
         goto out;
     }
-    if (common_cfg_source(&cfg, "sub-kind") != COMMON_SRC_NONE) {
-        fprintf(stderr, "dvm-agent: --sub-kind (pipeline delegation) is not implemented yet\n");
+    if (common_cfg_source(&cfg, "sub-kind") != COMMON_SRC_NONE &&
+        agent_pipe_check_cfg(&cfg, kind, err, sizeof err)) {
+        fprintf(stderr, "dvm-agent: %s\n", err);
         goto out;
     }
     if (nmints == 0 || nmints > PROTO_MAX_MINTS) {
@@ -310,6 +315,19 @@ int main(int argc, char **argv) {
         agent_llm_check(a.llm, common_cfg_bool(&cfg, "pull"), stderr, on_check, &a);
     agent_gen_t gen;
     agent_gen_llm(a.llm, &gen);
+    agent_gen_t *served = &gen;
+    if (common_cfg_source(&cfg, "sub-kind") != COMMON_SRC_NONE) {
+        e = agent_pipe_setup(a.loop, &a.env, &cfg, kind, mints[0], a.wallet, &kp, &gen, &a.pipe,
+                             err, sizeof err);
+        if (e) {
+            fprintf(stderr, "dvm-agent: %s\n", err);
+            rc = e == COMMON_EINVAL ? COMMON_EXIT_USAGE : COMMON_EXIT_INTERNAL;
+            goto out;
+        }
+        served = &a.pipe.gen;
+        LOG_INFO(&log, "agent", "pipeline: kind %llu bought per job, paid from this agent's wallet",
+                 (unsigned long long)common_cfg_u64(&cfg, "sub-kind"));
+    }
     /* server */
     agent_server_cfg_t sc;
     memset(&sc, 0, sizeof sc);
@@ -326,7 +344,7 @@ int main(int argc, char **argv) {
     sc.unlocked = pol;
     sc.model = lc.model;
     sc.version = AGENT_VERSION;
-    a.srv = agent_server_new(a.loop, &a.env, &sc, &gen, &a.pay, a.ledger, &e);
+    a.srv = agent_server_new(a.loop, &a.env, &sc, served, &a.pay, a.ledger, &e);
     if (!a.srv) {
         fprintf(stderr, "dvm-agent: %s\n", common_strerror(e));
         goto out;
@@ -403,6 +421,7 @@ int main(int argc, char **argv) {
 out:
     if (a.swarm) agent_swarm_close(a.swarm, NULL, NULL);
     if (a.srv) agent_server_free(a.srv);
+    if (a.pipe.pipe && agent_pipe_busy(a.pipe.pipe) == 0) agent_pipe_teardown(&a.pipe);
     if (a.llm) agent_llm_free(a.llm);
     int is_cashu = a.pay.ops && strcmp(a.pay.name, "cashu") == 0;
     if (a.pay.ops && !a.pay_closed) a.pay.ops->close(a.pay.self);

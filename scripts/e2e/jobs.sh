@@ -16,12 +16,13 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 build=${SWARMDVM_BUILD_DIR:-build/asan}
+[[ $build = /* ]] || build=$build
 if [[ ! -x $build/agent/dvm-agent || ! -x $build/customer/dvm-customer || ! -x $build/cashu/dvm-wallet ]]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON >/dev/null && cmake --build "$build" -j2 >/dev/null || exit 1
 fi
-AGENT=$root/$build/agent/dvm-agent
-CUST=$root/$build/customer/dvm-customer
-WALLET=$root/$build/cashu/dvm-wallet
+AGENT=$build/agent/dvm-agent
+CUST=$build/customer/dvm-customer
+WALLET=$build/cashu/dvm-wallet
 RAW=$root/tests/interop/agent/rawjob.js
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 export DVM_LOG_LEVEL=${DVM_LOG_LEVEL:-info}
@@ -92,7 +93,7 @@ fund() { # DIR AMOUNT [MINTURL]
 }
 BOOTARGS=()
 if [[ $MODE == dht ]]; then
-  "$root/$build/dht/dvm-dht" testnet --host 127.0.0.1 --nodes 5 --allow-local --bootstrap none \
+  "$build/dht/dvm-dht" testnet --host 127.0.0.1 --nodes 5 --allow-local --bootstrap none \
     >"$T/testnet.out" 2>"$T/testnet.err" &
   PIDS+=($!)
   wait_line "$T/testnet.out" '^testnet-ready' 20 || { echo "e2e: testnet did not start"; exit 1; }

@@ -20,6 +20,7 @@
 #include "agent/agent_tcp.h"
 #include "customer/customer_swarm.h"
 #include "protocol/proto_joinlink.h"
+#include "common/common_net.h"
 #include "common/common_err.h"
 #include "common/common_log.h"
 #include "dht/dht_tcp.h"
@@ -592,7 +593,7 @@ static int dial(void *self, customer_t *cu, size_t attempt) {
     if (attempt >= p->deps.npeers) return COMMON_ENOTFOUND;
     char host[256];
     uint16_t port;
-    if (agent_parse_hostport(p->deps.peers[attempt], host, sizeof host, &port))
+    if (common_parse_hostport(p->deps.peers[attempt], host, sizeof host, &port))
         return COMMON_EINVAL;
     pconn_t *u = calloc(1, sizeof *u);
     if (!u) return COMMON_ENOMEM;
@@ -671,7 +672,9 @@ static void *g_start(void *self, const agent_llm_params_t *params, const agent_g
         if (p->deps.npeers == 0) {
             uint8_t topic[32];
             proto_topic(p->cfg.sub_kind, topic);
-            j->swd = customer_swarm_new(p->loop, p->env, p->deps.kp, p->deps.swarm, topic, NULL,
+            dht_swarm_opts_t net;
+            agent_swarm_net_opts(p->deps.swarm, &net);
+            j->swd = customer_swarm_new(p->loop, p->env, p->deps.kp, &net, topic, NULL,
                                         p->deps.discover_ms ? p->deps.discover_ms : 30000, &rc);
             if (j->swd)
                 customer_swarm_dialer(j->swd, &j->swdl);

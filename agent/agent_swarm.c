@@ -115,13 +115,7 @@ agent_swarm_t *agent_swarm_serve(uv_loop_t *loop, const common_env_t *env, const
     a->env = env;
     memcpy(as->topic, topic, 32);
     dht_swarm_opts_t so;
-    memset(&so, 0, sizeof so);
-    so.host = o->host;
-    so.port = o->port;
-    so.bootstrap = o->bootstrap;
-    so.nbootstrap = o->nbootstrap;
-    so.allow_local = o->allow_local;
-    so.refresh_ms = o->refresh_ms;
+    agent_swarm_net_opts(o, &so);
     so.on_connection = on_connection;
     so.on_announced = on_announced;
     so.ud = a;
@@ -135,4 +129,14 @@ agent_swarm_t *agent_swarm_serve(uv_loop_t *loop, const common_env_t *env, const
         return NULL;
     }
     return as;
+}
+
+void agent_swarm_net_opts(const agent_swarm_opts_t *o, dht_swarm_opts_t *out) {
+    memset(out, 0, sizeof *out);
+    out->host = o->host;
+    out->port = o->port;
+    out->bootstrap = o->bootstrap;
+    out->nbootstrap = o->nbootstrap;
+    out->allow_local = o->allow_local;
+    out->refresh_ms = o->refresh_ms;
 }

@@ -27,6 +27,9 @@ typedef struct agent_swarm_opts {
 
 typedef struct agent_swarm agent_swarm_t;
 
+/** @brief The swarm options for the network settings of @p o (no callbacks set). */
+void agent_swarm_net_opts(const agent_swarm_opts_t *o, dht_swarm_opts_t *out);
+
 /** @brief Join @p topic as a server for @p srv (borrowed). @return the handle or NULL. */
 agent_swarm_t *agent_swarm_serve(uv_loop_t *loop, const common_env_t *env, const dht_keypair_t *kp,
                                  const agent_swarm_opts_t *o, const uint8_t topic[32],

@@ -20,8 +20,5 @@ dht_tcp_server_t *agent_tcp_listen(uv_loop_t *loop, const common_env_t *env,
                                    const dht_keypair_t *kp, const char *host, uint16_t port,
                                    agent_server_t *srv, int *err);
 
-/** @brief Split "host:port" (IPv4, "localhost" or "[v6]:port"; port 0..65535). @return 0 or
- * COMMON_EINVAL. */
-int agent_parse_hostport(const char *s, char *host, size_t hostcap, uint16_t *port);
 
 #endif

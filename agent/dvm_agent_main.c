@@ -20,6 +20,7 @@
 #include "agent/agent_server.h"
 #include "agent/agent_tcp.h"
 #include "agent/agent_swarm.h"
+#include "common/common_net.h"
 #include "common/common_err.h"
 #include "common/common_fs.h"
 #include "common/common_http.h"
@@ -359,7 +360,7 @@ int main(int argc, char **argv) {
     char host[256];
     uint16_t port = 0;
     if (listen) {
-        if (agent_parse_hostport(listen, host, sizeof host, &port)) {
+        if (common_parse_hostport(listen, host, sizeof host, &port)) {
             fprintf(stderr, "dvm-agent: --listen: expected HOST:PORT, got '%s'\n", listen);
             rc = COMMON_EXIT_USAGE;
             goto out;

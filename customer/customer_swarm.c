@@ -166,7 +166,7 @@ static int dial(void *self, customer_t *cu, size_t attempt) {
 }
 
 customer_swarm_dialer_t *customer_swarm_new(uv_loop_t *loop, const common_env_t *env,
-                                            const dht_keypair_t *kp, const agent_swarm_opts_t *o,
+                                            const dht_keypair_t *kp, const dht_swarm_opts_t *net,
                                             const uint8_t topic[32], const uint8_t *pk,
                                             uint64_t discover_ms, int *err) {
     customer_swarm_dialer_t *d = calloc(1, sizeof *d);
@@ -184,13 +184,13 @@ customer_swarm_dialer_t *customer_swarm_new(uv_loop_t *loop, const common_env_t 
     d->discover_ms = discover_ms ? discover_ms : 30000;
     dht_swarm_opts_t so;
     memset(&so, 0, sizeof so);
-    so.host = o->host;
-    so.port = o->port;
-    so.bootstrap = o->bootstrap;
-    so.nbootstrap = o->nbootstrap;
-    so.allow_local = o->allow_local;
+    so.host = net->host;
+    so.port = net->port;
+    so.bootstrap = net->bootstrap;
+    so.nbootstrap = net->nbootstrap;
+    so.allow_local = net->allow_local;
     so.ephemeral = 1;
-    so.refresh_ms = o->refresh_ms;
+    so.refresh_ms = net->refresh_ms;
     so.on_connection = on_connection;
     so.on_error = on_error;
     so.ud = d;

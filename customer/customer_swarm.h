@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "agent/agent_swarm.h"
+#include "dht/dht_swarm.h"
 #include "customer/customer_run.h"
 
 #ifndef CUSTOMER_SWARM_QUEUE
@@ -25,9 +25,10 @@
 
 typedef struct customer_swarm_dialer customer_swarm_dialer_t;
 
-/** @p o, @p topic copied; @p pk (32 bytes) or NULL: a specific provider (join link). */
+/** @p net: the network fields (host, port, bootstrap, allow_local, refresh_ms) are used,
+ * callbacks are ours. @p topic copied; @p pk (32 bytes) or NULL: a specific provider (join link). */
 customer_swarm_dialer_t *customer_swarm_new(uv_loop_t *loop, const common_env_t *env,
-                                            const dht_keypair_t *kp, const agent_swarm_opts_t *o,
+                                            const dht_keypair_t *kp, const dht_swarm_opts_t *net,
                                             const uint8_t topic[32], const uint8_t *pk,
                                             uint64_t discover_ms, int *err);
 void customer_swarm_dialer(customer_swarm_dialer_t *d, customer_dialer_t *out);

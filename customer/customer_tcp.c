@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/agent_tcp.h"
+#include "common/common_net.h"
 #include "common/common_err.h"
 #include "dht/dht_tcp.h"
 
@@ -49,7 +49,7 @@ static int dial(void *self, customer_t *cu, size_t attempt) {
     if (attempt >= d->npeers) return COMMON_ENOTFOUND;
     char host[256];
     uint16_t port;
-    if (agent_parse_hostport(d->peers[attempt], host, sizeof host, &port)) return COMMON_EINVAL;
+    if (common_parse_hostport(d->peers[attempt], host, sizeof host, &port)) return COMMON_EINVAL;
     tconn_t *u = calloc(1, sizeof *u);
     if (!u) return COMMON_ENOMEM;
     u->cu = cu;

@@ -359,7 +359,7 @@ int main(int argc, char **argv) {
         customer_tcp_dialer(&td, &dl);
     } else { /* Hyperswarm: the kind's topic, or the provider of the join link */
         char *const *boot;
-        agent_swarm_opts_t so;
+        dht_swarm_opts_t so;
         memset(&so, 0, sizeof so);
         so.nbootstrap = common_cfg_list(&cfg, "bootstrap", &boot);
         so.bootstrap = so.nbootstrap ? boot : NULL;

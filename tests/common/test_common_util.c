@@ -6,6 +6,7 @@
 #include "common/common_env.h"
 #include "common/common_err.h"
 #include "common/common_fs.h"
+#include "common/common_net.h"
 #include "common/common_utf8.h"
 #include "tests/test.h"
 
@@ -299,7 +300,25 @@ TEST(buf_ops) {
     ASSERT_TRUE(b.data == NULL);
 }
 
-TEST_MAIN(TEST_ENTRY(err_strings), TEST_ENTRY(hex_roundtrip_and_errors),
+TEST(parse_hostport) {
+    char host[64];
+    uint16_t port;
+    ASSERT_OK(common_parse_hostport("127.0.0.1:7100", host, sizeof host, &port));
+    ASSERT_STR_EQ(host, "127.0.0.1");
+    ASSERT_EQ_U64(port, 7100);
+    ASSERT_OK(common_parse_hostport("[::1]:0", host, sizeof host, &port));
+    ASSERT_STR_EQ(host, "::1");
+    ASSERT_EQ_U64(port, 0);
+    ASSERT_OK(common_parse_hostport("localhost:65535", host, sizeof host, &port));
+    ASSERT_ERR(common_parse_hostport("localhost:65536", host, sizeof host, &port), COMMON_EINVAL);
+    ASSERT_ERR(common_parse_hostport("localhost", host, sizeof host, &port), COMMON_EINVAL);
+    ASSERT_ERR(common_parse_hostport(":80", host, sizeof host, &port), COMMON_EINVAL);
+    ASSERT_ERR(common_parse_hostport("h:8x", host, sizeof host, &port), COMMON_EINVAL);
+    ASSERT_ERR(common_parse_hostport("[::1:80", host, sizeof host, &port), COMMON_EINVAL);
+    ASSERT_ERR(common_parse_hostport("averyveryverylonghostname:1", host, 8, &port), COMMON_EINVAL);
+}
+
+TEST_MAIN(TEST_ENTRY(parse_hostport), TEST_ENTRY(err_strings), TEST_ENTRY(hex_roundtrip_and_errors),
           TEST_ENTRY(base64_variants), TEST_ENTRY(parse_u64_strict), TEST_ENTRY(utf8),
           TEST_ENTRY(config_precedence_and_forms), TEST_ENTRY(config_repeatable_flag_replaces_env),
           TEST_ENTRY(config_errors_are_clear), TEST_ENTRY(config_help_lists_every_option),

@@ -1310,6 +1310,8 @@ int cashu_wallet_open(uv_loop_t *loop, common_http_t *http, const common_env_t *
         cashu_random_scalar(env, w->sk);
         rc = common_write_private(opts->key_path, w->sk, sizeof w->sk, 1);
         len = sizeof w->sk;
+        /* Another process created the key first: use its key, not ours. */
+        if (rc == COMMON_EEXIST) rc = common_read_private(opts->key_path, w->sk, sizeof w->sk, &len);
     }
     if (rc) goto fail;
     if (len != 32 || !cashu_scalar_valid(w->sk)) {

@@ -37,10 +37,18 @@ int common_db_open(const char *path, const common_env_t *env, sqlite3 **out) {
         return rc;
     }
     sqlite3_busy_timeout(db, 5000);
-    if (common_db_exec(db,
-                       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                       "PRAGMA foreign_keys=ON;",
-                       env)) {
+    /* Switching a new file to WAL needs an exclusive lock and sqlite may answer BUSY
+     * without waiting (another process opening the same new database): retry, bounded. */
+    int jrc = SQLITE_BUSY;
+    for (int i = 0; i < 100 && (jrc == SQLITE_BUSY || jrc == SQLITE_LOCKED); i++) {
+        if (i) usleep(50 * 1000);
+        jrc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    }
+    if (jrc != SQLITE_OK ||
+        common_db_exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", env)) {
+        if (jrc != SQLITE_OK)
+            LOG_ERROR(env ? env->log : NULL, "db", "cannot switch %s to WAL: %s", path,
+                      sqlite3_errmsg(db));
         sqlite3_close(db);
         return COMMON_EDB;
     }
@@ -81,23 +89,29 @@ int common_db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, const com
 
 int common_db_migrate(sqlite3 *db, const char *const *migrations, size_t n,
                       const common_env_t *env) {
-    int64_t ver = 0;
-    if (common_db_query_i64(db, "PRAGMA user_version", &ver, env)) return COMMON_EDB;
-    if (ver < 0 || (uint64_t)ver > n) {
-        LOG_ERROR(env ? env->log : NULL, "db",
-                  "database schema version %lld is newer than this program (%zu)", (long long)ver,
-                  n);
-        return COMMON_ESTATE;
-    }
-    for (size_t i = (size_t)ver; i < n; i++) {
+    /* The version is read inside each write transaction, so two processes opening a new
+     * database at once apply every step exactly once (the second waits, then sees it). */
+    for (;;) {
         if (common_db_begin(db, env)) return COMMON_EDB;
+        int64_t ver = 0;
+        if (common_db_query_i64(db, "PRAGMA user_version", &ver, env)) {
+            common_db_rollback(db);
+            return COMMON_EDB;
+        }
+        if (ver < 0 || (uint64_t)ver > n) {
+            common_db_rollback(db);
+            LOG_ERROR(env ? env->log : NULL, "db",
+                      "database schema version %lld is newer than this program (%zu)",
+                      (long long)ver, n);
+            return COMMON_ESTATE;
+        }
+        if ((uint64_t)ver == n) return common_db_commit(db, env);
         char bump[64];
-        snprintf(bump, sizeof bump, "PRAGMA user_version=%zu", i + 1);
-        if (common_db_exec(db, migrations[i], env) || common_db_exec(db, bump, env) ||
+        snprintf(bump, sizeof bump, "PRAGMA user_version=%lld", (long long)ver + 1);
+        if (common_db_exec(db, migrations[ver], env) || common_db_exec(db, bump, env) ||
             common_db_commit(db, env)) {
             common_db_rollback(db);
             return COMMON_EDB;
         }
     }
-    return 0;
 }

@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 TEST(err_strings) {
@@ -318,9 +319,43 @@ TEST(parse_hostport) {
     ASSERT_ERR(common_parse_hostport("averyveryverylonghostname:1", host, 8, &port), COMMON_EINVAL);
 }
 
-TEST_MAIN(TEST_ENTRY(parse_hostport), TEST_ENTRY(err_strings), TEST_ENTRY(hex_roundtrip_and_errors),
-          TEST_ENTRY(base64_variants), TEST_ENTRY(parse_u64_strict), TEST_ENTRY(utf8),
-          TEST_ENTRY(config_precedence_and_forms), TEST_ENTRY(config_repeatable_flag_replaces_env),
-          TEST_ENTRY(config_errors_are_clear), TEST_ENTRY(config_help_lists_every_option),
-          TEST_ENTRY(seeded_rng_and_virtual_clock), TEST_ENTRY(private_files),
-          TEST_ENTRY(db_migrations), TEST_ENTRY(buf_ops))
+/* Two processes opening a new database at once apply each migration exactly once. */
+TEST(db_concurrent_first_open) {
+    static const char *const m[] = {"CREATE TABLE a(x INTEGER NOT NULL);",
+                                    "INSERT INTO a VALUES (1);", "INSERT INTO a VALUES (2);"};
+    for (int round = 0; round < 10; round++) {
+        char dir[] = "/tmp/swarmdvm-dbc-XXXXXX";
+        ASSERT_TRUE(mkdtemp(dir) != NULL);
+        char path[512];
+        ASSERT_OK(common_path_join(path, sizeof path, dir, "t.db"));
+        common_log_t log;
+        common_log_init(&log, "test", stderr);
+        common_env_t env = {.log = &log};
+        pid_t pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        sqlite3 *db;
+        int rc = common_db_open(path, &env, &db);
+        if (!rc) rc = common_db_migrate(db, m, 3, &env);
+        if (!rc) common_db_close(db);
+        if (pid == 0) _exit(rc ? 1 : 0);
+        int status = 0;
+        ASSERT_EQ_I64(waitpid(pid, &status, 0), pid);
+        ASSERT_OK(rc);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        int64_t v;
+        ASSERT_OK(common_db_open(path, &env, &db));
+        ASSERT_OK(common_db_query_i64(db, "SELECT COUNT(*) FROM a", &v, &env));
+        common_db_close(db);
+        ASSERT_EQ_I64(v, 2);
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        ASSERT_OK(system(cmd));
+    }
+}
+
+TEST_MAIN(TEST_ENTRY(db_concurrent_first_open), TEST_ENTRY(parse_hostport), TEST_ENTRY(err_strings),
+          TEST_ENTRY(hex_roundtrip_and_errors), TEST_ENTRY(base64_variants),
+          TEST_ENTRY(parse_u64_strict), TEST_ENTRY(utf8), TEST_ENTRY(config_precedence_and_forms),
+          TEST_ENTRY(config_repeatable_flag_replaces_env), TEST_ENTRY(config_errors_are_clear),
+          TEST_ENTRY(config_help_lists_every_option), TEST_ENTRY(seeded_rng_and_virtual_clock),
+          TEST_ENTRY(private_files), TEST_ENTRY(db_migrations), TEST_ENTRY(buf_ops))

@@ -71,35 +71,11 @@ int agent_llm_lines_next(agent_llm_lines_t *l, char **line, size_t *len) {
     return 1;
 }
 
-size_t agent_llm_lines_pending(const agent_llm_lines_t *l) { return l->buf.len - l->start; }
+size_t agent_llm_lines_pending(const agent_llm_lines_t *l) {
+    return l->buf.len - l->start;
+}
 
 /* ---- UTF-8 stage -------------------------------------------------------------------- */
-
-/* Length of the valid sequence at s[0..len), 0 if invalid, or -1 if it is a valid but
- * incomplete prefix that runs into the end. */
-static int utf8_seq(const uint8_t *s, size_t len) {
-    uint8_t c = s[0];
-    if (c < 0x80) return 1;
-    int n;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else
-        return 0;
-    for (int k = 1; k < n; k++) {
-        if ((size_t)k >= len) return -1;
-        uint8_t b = s[k];
-        if (k == 1 ? (b < lo || b > hi) : (b & 0xC0) != 0x80) return 0;
-    }
-    return n;
-}
 
 static const char REPLACEMENT[] = "\xEF\xBF\xBD";
 
@@ -109,7 +85,7 @@ static int utf8_emit(const uint8_t *s, size_t len, common_buf_t *out, agent_llm_
         return common_buf_append(out, s, len) ? COMMON_ENOMEM : 0;
     size_t i = 0;
     while (i < len) {
-        int n = utf8_seq(s + i, len - i);
+        int n = common_utf8_char((const char *)s + i, len - i);
         if (n < 0) {
             if (u) { /* a valid but incomplete sequence at the end: hold it back */
                 memcpy(u->hold, s + i, len - i);
@@ -139,7 +115,7 @@ int agent_llm_utf8_feed(agent_llm_utf8_t *u, const char *in, size_t len, common_
     memcpy(tmp + u->nhold, in, take);
     size_t held = u->nhold;
     u->nhold = 0;
-    int n = utf8_seq(tmp, held + take);
+    int n = common_utf8_char((const char *)tmp, held + take);
     if (n < 0) { /* still incomplete (input shorter than what is missing) */
         memcpy(u->hold, tmp, held + take);
         u->nhold = held + take;
@@ -171,7 +147,9 @@ void agent_llm_coalesce_init(agent_llm_coalesce_t *c, size_t min_bytes, uint64_t
     c->max_delay_ms = max_delay_ms;
 }
 
-void agent_llm_coalesce_free(agent_llm_coalesce_t *c) { common_buf_free(&c->buf); }
+void agent_llm_coalesce_free(agent_llm_coalesce_t *c) {
+    common_buf_free(&c->buf);
+}
 
 int agent_llm_coalesce_push(agent_llm_coalesce_t *c, const char *text, size_t len,
                             uint64_t now_ms) {
@@ -327,7 +305,9 @@ void agent_llm_ollama_parse_line(agent_llm_ollama_parser_t *p, const char *line,
 
 /* ---- OpenAI SSE --------------------------------------------------------------------- */
 
-void agent_llm_sse_parser_init(agent_llm_sse_parser_t *p) { memset(p, 0, sizeof *p); }
+void agent_llm_sse_parser_init(agent_llm_sse_parser_t *p) {
+    memset(p, 0, sizeof *p);
+}
 
 void agent_llm_sse_parser_free(agent_llm_sse_parser_t *p) {
     common_buf_free(&p->data);
@@ -335,8 +315,7 @@ void agent_llm_sse_parser_free(agent_llm_sse_parser_t *p) {
     p->text = NULL;
 }
 
-static void sse_event(agent_llm_sse_parser_t *p, const char *data, size_t len,
-                      agent_llm_ev_t *ev) {
+static void sse_event(agent_llm_sse_parser_t *p, const char *data, size_t len, agent_llm_ev_t *ev) {
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         ev->kind = AGENT_LLM_EV_END;
         ev->any = 1;
@@ -376,7 +355,8 @@ static void sse_event(agent_llm_sse_parser_t *p, const char *data, size_t len,
         if (cJSON_IsString(fr)) {
             copy_str(p->finish, sizeof p->finish, fr->valuestring);
             if (strcmp(fr->valuestring, "error") == 0) {
-                ev_error(ev, LLM_EBACKEND, "%s", "backend ended the stream with finish_reason error");
+                ev_error(ev, LLM_EBACKEND, "%s",
+                         "backend ended the stream with finish_reason error");
                 cJSON_Delete(o);
                 return;
             }
@@ -422,11 +402,14 @@ nomem:
 
 int agent_llm_status_err(long status) {
     switch (status) {
-    case 400: case 422: return LLM_EBADREQ;
-    case 401: case 403: return LLM_EAUTH;
+    case 400:
+    case 422: return LLM_EBADREQ;
+    case 401:
+    case 403: return LLM_EAUTH;
     case 402: return LLM_ECREDITS;
     case 404: return LLM_EMODEL;
-    case 408: case 504: return COMMON_ETIMEDOUT;
+    case 408:
+    case 504: return COMMON_ETIMEDOUT;
     case 429: return LLM_ERATELIMIT;
     case 503: return LLM_EBUSY;
     default: return LLM_EBACKEND;

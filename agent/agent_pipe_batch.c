@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "common/common_utf8.h"
 #include "agent/agent_pipe_batch.h"
 
 #include <stdint.h>
@@ -51,27 +52,8 @@ int agent_pipe_batch_feed(agent_pipe_batch_t *b, const char *text, size_t len) {
 /* Length of the UTF-8 character at p[0..n): 1..4 for a well-formed one, 1 for an invalid
  * byte, 0 when the (otherwise valid) sequence is cut short by the end of the buffer. */
 static size_t char_len(const unsigned char *p, size_t n) {
-    unsigned char c = p[0];
-    size_t need;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        need = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        need = 4;
-    else
-        return 1;
-    for (size_t i = 1; i < need; i++) {
-        if (i >= n) return 0;
-        if ((p[i] & 0xC0) != 0x80) return 1;
-    }
-    /* overlongs / surrogates / > U+10FFFF: treat the lead byte as one invalid character */
-    if (need == 3 && c == 0xE0 && p[1] < 0xA0) return 1;
-    if (need == 3 && c == 0xED && p[1] >= 0xA0) return 1;
-    if (need == 4 && c == 0xF0 && p[1] < 0x90) return 1;
-    if (need == 4 && c == 0xF4 && p[1] >= 0x90) return 1;
-    return need;
+    int r = common_utf8_char((const char *)p, n);
+    return r > 0 ? (size_t)r : r == 0 ? 1 : 0;
 }
 
 static int is_ws(const unsigned char *p, size_t cl) {

@@ -3,34 +3,43 @@
 
 #include <stdint.h>
 
-int common_utf8_valid(const char *str, size_t len) {
+int common_utf8_char(const char *str, size_t n) {
     const uint8_t *s = (const uint8_t *)str;
+    uint8_t c = s[0];
+    if (c < 0x80) return 1;
+    int need;
+    uint8_t lo = 0x80, hi = 0xBF; /* the allowed range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 3;
+        if (c == 0xE0) lo = 0xA0; /* overlong */
+        if (c == 0xED) hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 4;
+        if (c == 0xF0) lo = 0x90; /* overlong */
+        if (c == 0xF4) hi = 0x8F; /* > U+10FFFF */
+    } else {
+        return 0;
+    }
+    for (int k = 1; k < need; k++) {
+        if ((size_t)k >= n) return -1;
+        uint8_t b = s[k];
+        if (k == 1 ? (b < lo || b > hi) : (b & 0xC0) != 0x80) return 0;
+    }
+    return need;
+}
+
+int common_utf8_valid(const char *s, size_t len) {
     size_t i = 0;
     while (i < len) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
+        if ((uint8_t)s[i] < 0x80) { /* ASCII runs are the common case */
             i++;
             continue;
         }
-        size_t n;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF)
-            n = 1, cp = c & 0x1F;
-        else if (c >= 0xE0 && c <= 0xEF)
-            n = 2, cp = c & 0x0F;
-        else if (c >= 0xF0 && c <= 0xF4)
-            n = 3, cp = c & 0x07;
-        else
-            return 0;
-        if (len - i <= n) return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return 0;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += n + 1;
+        int n = common_utf8_char(s + i, len - i);
+        if (n <= 0) return 0;
+        i += (size_t)n;
     }
     return 1;
 }

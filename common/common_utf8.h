@@ -12,6 +12,13 @@
 int common_utf8_valid(const char *s, size_t len);
 
 /**
+ * @brief The character at @p s[0..n) (n >= 1): its length 1..4 when well-formed, 0 when
+ * the bytes there can never start a well-formed character (invalid lead, bad continuation,
+ * overlong, surrogate, > U+10FFFF), -1 when they are a valid but incomplete prefix.
+ */
+int common_utf8_char(const char *s, size_t n);
+
+/**
  * @brief The longest prefix of @p s[0..len) that does not end inside a multibyte sequence.
  * Bytes after it are the start of an incomplete character (at most 3) and should be held
  * back until more input arrives. Invalid bytes are not held back (they will never complete).

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/common_utf8.h"
 #include "common/common_err.h"
 #include "common/common_log.h"
 #include "protocol/proto_internal.h"
@@ -419,38 +420,13 @@ int proto_provider_payment_rejected(proto_provider_t *p, uint64_t ticket, proto_
     return try_finish(p);
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), 0 if invalid, -1 if incomplete. */
-static int utf8_seq(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    size_t need;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        need = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        need = 4;
-    else
-        return 0;
-    for (size_t k = 1; k < need; k++) {
-        if (k >= n) return -1;
-        if ((s[k] & 0xC0) != 0x80) return 0;
-        if (k == 1) { /* overlongs, surrogates, > U+10FFFF */
-            if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) ||
-                (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))
-                return 0;
-        }
-    }
-    return (int)need;
-}
-
 /* Queue one chunk; data is sanitized (invalid bytes and NUL become U+FFFD). */
 static int buffer_chunk(proto_provider_t *p, const char *data, size_t len, int final) {
     common_buf_t c = {0};
     size_t i = 0;
     int rc = 0;
     while (i < len && !rc) {
-        int n = utf8_seq((const unsigned char *)data + i, len - i);
+        int n = common_utf8_char(data + i, len - i);
         if (n == 1 && data[i] == '\0') n = 0; /* NUL cannot go on the wire: replaced too */
         if (n > 0) {
             rc = common_buf_append(&c, data + i, (size_t)n);

@@ -88,6 +88,15 @@ TEST(utf8) {
     ASSERT_FALSE(common_utf8_valid("\xe2\x82", 2));         /* truncated */
     ASSERT_FALSE(common_utf8_valid("\x80", 1));
     /* Complete prefix holds back an incomplete tail, never a complete one. */
+    ASSERT_EQ_I64(common_utf8_char("a", 1), 1);
+    ASSERT_EQ_I64(common_utf8_char("\xe2\x82\xac", 3), 3);
+    ASSERT_EQ_I64(common_utf8_char("\xe2\x82", 2), -1); /* incomplete */
+    ASSERT_EQ_I64(common_utf8_char("\xe0\x80", 2), 0);  /* overlong: never completes */
+    ASSERT_EQ_I64(common_utf8_char("\xed\xa0", 2), 0);  /* surrogate */
+    ASSERT_EQ_I64(common_utf8_char("\xf4\x90", 2), 0);  /* > U+10FFFF */
+    ASSERT_EQ_I64(common_utf8_char("\xf0\x9f\x98", 3), -1);
+    ASSERT_EQ_I64(common_utf8_char("\xc3\x28", 2), 0); /* bad continuation */
+    ASSERT_EQ_I64(common_utf8_char("\xff", 1), 0);
     const char *euro = "a\xe2\x82\xac";
     ASSERT_EQ_U64(common_utf8_complete_prefix(euro, 4), 4);
     ASSERT_EQ_U64(common_utf8_complete_prefix(euro, 3), 1);

@@ -14,29 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/common_utf8.h"
 #include "agent/agent_pipe_batch.h"
 
-static size_t seq_len(const uint8_t *p, size_t n) { /* as the batcher: 0 = cut short */
-    uint8_t c = p[0];
-    size_t need;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        need = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        need = 4;
-    else
-        return 1;
-    for (size_t i = 1; i < need; i++) {
-        if (i >= n) return 0;
-        if ((p[i] & 0xC0) != 0x80) return 1;
-    }
-    if (need == 3 && c == 0xE0 && p[1] < 0xA0) return 1;
-    if (need == 3 && c == 0xED && p[1] >= 0xA0) return 1;
-    if (need == 4 && c == 0xF0 && p[1] < 0x90) return 1;
-    if (need == 4 && c == 0xF4 && p[1] >= 0x90) return 1;
-    return need;
+static size_t seq_len(const uint8_t *p, size_t n) {
+    /* As the batcher counts: an invalid byte is one character, a cut-short one is 0. */
+    int r = common_utf8_char((const char *)p, n);
+    return r > 0 ? (size_t)r : r == 0 ? 1 : 0;
 }
 
 /* The character boundaries of the whole input, as a bitmap (1 = a character starts here). */

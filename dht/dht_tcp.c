@@ -160,6 +160,14 @@ static void conn_close(dht_tcp_conn_t *c, int status) {
     if (c->env)
         LOG_DEBUG(c->env->log, "dht_tcp", "connection closing: %s", common_err_name(status));
     uv_timer_stop(&c->timer);
+    /* best effort, as before batching (each frame was tried at once): what the socket
+     * takes now still reaches the peer; the rest is dropped with the connection */
+    if (c->cork_n) {
+        uv_buf_t bufs[DHT_TCP_CORK_FRAMES] = {{0}};
+        for (int i = 0; i < c->cork_n; i++)
+            bufs[i] = uv_buf_init((char *)c->cork[i]->data, (unsigned)c->cork[i]->len);
+        (void)uv_try_write((uv_stream_t *)&c->tcp, bufs, (unsigned)c->cork_n);
+    }
     for (int i = 0; i < c->cork_n; i++) free(c->cork[i]);
     c->cork_n = 0;
     c->cork_bytes = 0;

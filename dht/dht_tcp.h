@@ -22,7 +22,10 @@
  * Backpressure: dht_tcp_write() always takes the data (it is encrypted into a buffer owned
  * by the connection; the caller's buffer is not kept) and returns 1 while the queue of
  * unsent bytes is below `high_water`, 0 once it is above: stop writing and wait for
- * on_drain (called once the queue falls to half of high_water). Reading can be paused with
+ * on_drain (called once the queue falls to half of high_water). Messages written during one
+ * loop turn are gathered and given to the kernel together (one writev, at most
+ * DHT_TCP_CORK_FRAMES messages or half of high_water per batch) before the loop next polls
+ * for I/O: no added latency, far fewer syscalls and wake-ups. Reading can be paused with
  * dht_tcp_pause() / dht_tcp_resume() (no on_data while paused; TCP flow control pushes back
  * on the sender).
  *

@@ -365,8 +365,91 @@ TEST(keys_mode_and_state_errors) {
     ASSERT_EQ_I64(err, COMMON_EINVAL);
 }
 
+
+/* Frames must be byte-identical to libsodium's crypto_secretstream_xchacha20poly1305 (the
+ * core may compute them with other primitives): seal -> libsodium pull, libsodium push ->
+ * feed (in place and copying), over lengths around every block and padding boundary. */
+TEST(frames_match_libsodium_both_ways) {
+    setup_env();
+    dht_noise_result_t ki;
+    randombytes_buf(&ki, sizeof ki);
+    dht_sstream_t *a = dht_sstream_new_keys(1, &ki, &env, NULL, NULL);
+    dht_sstream_t *b = dht_sstream_new_keys(0, &ki, &env, NULL, NULL); /* rx = ki.rx */
+    ASSERT_TRUE(a && b);
+    /* a's header -> a reference pull state keyed with a's tx key */
+    const uint8_t *p;
+    size_t n;
+    dht_sstream_output(a, &p, &n);
+    ASSERT_EQ_U64(n, 3 + DHT_SSTREAM_HEADER_BYTES);
+    crypto_secretstream_xchacha20poly1305_state ref_pull, ref_push;
+    ASSERT_EQ_I64(crypto_secretstream_xchacha20poly1305_init_pull(&ref_pull, p + 3 + 32, ki.tx), 0);
+    dht_sstream_output_consume(a, n);
+    /* a reference push keyed with b's rx key, announced to b as the initiator's header */
+    uint8_t hdr[3 + DHT_SSTREAM_HEADER_BYTES] = {DHT_SSTREAM_HEADER_BYTES, 0, 0};
+    dht_sstream_id(ki.hash, 1, hdr + 3);
+    crypto_secretstream_xchacha20poly1305_init_push(&ref_push, hdr + 3 + 32, ki.rx);
+    size_t used;
+    dht_sstream_event_t ev;
+    ASSERT_OK(dht_sstream_feed(b, hdr, sizeof hdr, &used, &ev));
+    ASSERT_EQ_I64(ev.type, DHT_SSTREAM_EV_OPEN);
+    static const size_t lens[] = {0,  1,  2,   7,   8,   15,   16,   17,    31,    32,   33,
+                                  47, 48, 63,  64,  65,  100,  255,  1000,  4095,  4096, 4097,
+                                  65535, 65536, 65537, 131072, 262151, 1 << 20};
+    uint8_t *m = malloc((1 << 20) + 64), *f = malloc((1 << 20) + 64), *r = malloc((1 << 20) + 64);
+    ASSERT_TRUE(m && f && r);
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+            size_t len = lens[i];
+            randombytes_buf(m, len + 1);
+            /* ours -> libsodium */
+            ASSERT_OK(dht_sstream_seal(a, m, len, f));
+            ASSERT_EQ_U64(f[0] | (f[1] << 8) | ((size_t)f[2] << 16), len + 17);
+            unsigned long long mlen = 0;
+            unsigned char tag = 0xff;
+            ASSERT_EQ_I64(crypto_secretstream_xchacha20poly1305_pull(&ref_pull, r, &mlen, &tag, f + 3,
+                                                                    len + 17, NULL, 0),
+                          0);
+            ASSERT_EQ_U64(mlen, len);
+            ASSERT_EQ_I64(tag, crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
+            if (len) ASSERT_MEM_EQ(r, m, len);
+            /* libsodium -> ours (in place on even rounds, copying on odd ones) */
+            f[0] = (uint8_t)(len + 17);
+            f[1] = (uint8_t)((len + 17) >> 8);
+            f[2] = (uint8_t)((len + 17) >> 16);
+            crypto_secretstream_xchacha20poly1305_push(&ref_push, f + 3, NULL, m, len, NULL, 0,
+                                                       crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
+            int rc = round ? dht_sstream_feed(b, f, len + 20, &used, &ev)
+                           : dht_sstream_feed_inplace(b, f, len + 20, &used, &ev);
+            ASSERT_OK(rc);
+            ASSERT_EQ_U64(used, len + 20);
+            if (len) {
+                ASSERT_EQ_I64(ev.type, DHT_SSTREAM_EV_DATA);
+                ASSERT_EQ_U64(ev.len, len);
+                ASSERT_MEM_EQ(ev.data, m, len);
+            } else {
+                ASSERT_EQ_I64(ev.type, DHT_SSTREAM_EV_NONE); /* keep-alive dropped */
+            }
+        }
+    }
+    /* a flipped ciphertext bit is refused, and stays refused */
+    randombytes_buf(m, 100);
+    crypto_secretstream_xchacha20poly1305_push(&ref_push, f + 3, NULL, m, 100, NULL, 0, 0);
+    f[0] = 117;
+    f[1] = f[2] = 0;
+    f[3 + 50] ^= 1;
+    ASSERT_ERR(dht_sstream_feed_inplace(b, f, 120, &used, &ev), COMMON_ECRYPTO);
+    ASSERT_EQ_I64(ev.type, DHT_SSTREAM_EV_NONE);
+    ASSERT_ERR(dht_sstream_error(b), COMMON_ECRYPTO);
+    free(m);
+    free(f);
+    free(r);
+    dht_sstream_free(a);
+    dht_sstream_free(b);
+}
+
 TEST_MAIN(TEST_ENTRY(handshake_sizes_and_data), TEST_ENTRY(byte_by_byte_and_big_messages),
           TEST_ENTRY(tampered_frame_rejected_nothing_delivered),
           TEST_ENTRY(replayed_and_reordered_frames_rejected), TEST_ENTRY(wrong_stream_id_and_bad_header),
           TEST_ENTRY(oversize_frame_rejected), TEST_ENTRY(handshake_tamper_fails),
-          TEST_ENTRY(keepalive_after_idle), TEST_ENTRY(keys_mode_and_state_errors))
+          TEST_ENTRY(keepalive_after_idle), TEST_ENTRY(keys_mode_and_state_errors),
+          TEST_ENTRY(frames_match_libsodium_both_ways))

@@ -2,7 +2,6 @@
 /* secret-stream core: see dht_sstream.h for the contract. */
 #include "dht/dht_sstream.h"
 
-#include <openssl/evp.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,136 +40,7 @@ struct dht_sstream {
     uint32_t keepalive_ms;
     int keep_empty;
     uint64_t last_write;
-    /* bulk crypto (see "fast path" below); all NULL: libsodium's push/pull are used */
-    EVP_CIPHER *chacha;
-    EVP_CIPHER_CTX *cctx;
-    EVP_MAC *poly;
-    EVP_MAC_CTX *mctx;
 };
-
-/* ---- fast path ----
- * crypto_secretstream_xchacha20poly1305 push/pull computed with OpenSSL's ChaCha20 and
- * Poly1305 (AVX2/AVX-512 code: about twice libsodium 1.0.18's speed on 64 KiB messages) over
- * libsodium's own public state struct (k, nonce = counter || inonce), step for step the
- * construction of libsodium's secretstream: Poly1305 key = ChaCha20-IETF block 0; the
- * 64-byte tag block is block 1 (only its first byte is sent); the message uses blocks 2..;
- * the MAC covers (empty ad), the whole encrypted tag block, the ciphertext, secretstream's
- * own padding ((0x10 - 64 + mlen) & 0xf, which is not RFC 8439's) and both lengths; then
- * inonce ^= mac[0..8], counter++, and libsodium's own rekey on TAG_REKEY or counter wrap.
- * The small blocks use libsodium; OpenSSL only streams the bulk. Wire bytes are identical
- * (tests/dht/test_dht_sstream.c checks against libsodium both ways). If OpenSSL cannot
- * provide the algorithms the stream silently uses libsodium's push/pull. */
-#define SS_STATE crypto_secretstream_xchacha20poly1305_state
-#define SS_COUNTERBYTES 4u /* nonce = counter (LE) || inonce, as in libsodium */
-#define SS_INONCEBYTES 8u
-
-static void fast_free(dht_sstream_t *s) {
-    EVP_CIPHER_CTX_free(s->cctx); /* both cleanse their key material */
-    EVP_MAC_CTX_free(s->mctx);
-    EVP_CIPHER_free(s->chacha);
-    EVP_MAC_free(s->poly);
-    s->cctx = NULL;
-    s->mctx = NULL;
-    s->chacha = NULL;
-    s->poly = NULL;
-}
-
-static void fast_setup(dht_sstream_t *s) {
-    s->chacha = EVP_CIPHER_fetch(NULL, "ChaCha20", NULL);
-    s->poly = EVP_MAC_fetch(NULL, "POLY1305", NULL);
-    s->cctx = EVP_CIPHER_CTX_new();
-    s->mctx = s->poly ? EVP_MAC_CTX_new(s->poly) : NULL;
-    if (!s->chacha || !s->poly || !s->cctx || !s->mctx || EVP_CIPHER_get_iv_length(s->chacha) != 16 ||
-        EVP_CIPHER_get_key_length(s->chacha) != 32)
-        fast_free(s);
-}
-
-/* out = in XOR ChaCha20-IETF(k, nonce) from block counter @p ic (OpenSSL's 16-byte IV is
- * the 32-bit little-endian counter followed by the 96-bit nonce). */
-static int fast_xor(dht_sstream_t *s, const SS_STATE *st, uint8_t *out, const uint8_t *in,
-                    size_t len, uint32_t ic) {
-    if (!len) return 0;
-    if (len > 0x7fffffff) return -1;
-    uint8_t iv[16];
-    iv[0] = (uint8_t)ic;
-    iv[1] = (uint8_t)(ic >> 8);
-    iv[2] = (uint8_t)(ic >> 16);
-    iv[3] = (uint8_t)(ic >> 24);
-    memcpy(iv + 4, st->nonce, 12);
-    int ol = 0;
-    if (EVP_EncryptInit_ex2(s->cctx, s->chacha, st->k, iv, NULL) != 1 ||
-        EVP_EncryptUpdate(s->cctx, out, &ol, in, (int)len) != 1 || (size_t)ol != len)
-        return -1;
-    return 0;
-}
-
-static void store64_le(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* The MAC over (tag block, ciphertext c[mlen]); @p block is the encrypted 64-byte block. */
-static int fast_mac(dht_sstream_t *s, const SS_STATE *st, const uint8_t block[64],
-                    const uint8_t *c, size_t mlen, uint8_t mac[16]) {
-    static const uint8_t pad0[16] = {0};
-    uint8_t key[64], slen[16];
-    size_t outl = 0;
-    crypto_stream_chacha20_ietf(key, sizeof key, st->nonce, st->k);
-    int ok = EVP_MAC_init(s->mctx, key, 32, NULL) == 1;
-    sodium_memzero(key, sizeof key);
-    store64_le(slen, 0); /* adlen */
-    store64_le(slen + 8, 64 + (uint64_t)mlen);
-    ok = ok && EVP_MAC_update(s->mctx, block, 64) == 1;
-    ok = ok && (!mlen || EVP_MAC_update(s->mctx, c, mlen) == 1);
-    ok = ok && EVP_MAC_update(s->mctx, pad0, (0x10 - 64 + mlen) & 0xf) == 1;
-    ok = ok && EVP_MAC_update(s->mctx, slen, 16) == 1;
-    ok = ok && EVP_MAC_final(s->mctx, mac, &outl, 16) == 1 && outl == 16;
-    return ok ? 0 : -1;
-}
-
-static void fast_advance(SS_STATE *st, const uint8_t mac[16], uint8_t tag) {
-    for (size_t i = 0; i < SS_INONCEBYTES; i++)
-        st->nonce[SS_COUNTERBYTES + i] ^= mac[i];
-    sodium_increment(st->nonce, SS_COUNTERBYTES);
-    if ((tag & crypto_secretstream_xchacha20poly1305_TAG_REKEY) != 0 ||
-        sodium_is_zero(st->nonce, SS_COUNTERBYTES))
-        crypto_secretstream_xchacha20poly1305_rekey(st);
-}
-
-/* out: 1 + mlen + 16 bytes. @return 0 or -1 (OpenSSL failure; state untouched). */
-static int fast_push(dht_sstream_t *s, uint8_t *out, const uint8_t *m, size_t mlen) {
-    SS_STATE *st = &s->push;
-    const uint8_t tag = crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
-    uint8_t block[64] = {0}, mac[16];
-    block[0] = tag;
-    crypto_stream_chacha20_ietf_xor_ic(block, block, sizeof block, st->nonce, 1, st->k);
-    out[0] = block[0];
-    if (fast_xor(s, st, out + 1, m, mlen, 2) != 0 || fast_mac(s, st, block, out + 1, mlen, mac) != 0)
-        return -1;
-    memcpy(out + 1 + mlen, mac, 16);
-    fast_advance(st, mac, tag);
-    sodium_memzero(block, sizeof block);
-    return 0;
-}
-
-/* in: 1 + mlen + 16 bytes; m may equal in + 1 (in place). @return 0, -1 bad MAC, -2 OpenSSL. */
-static int fast_pull(dht_sstream_t *s, uint8_t *m, const uint8_t *in, size_t inlen, size_t *mlen_p) {
-    SS_STATE *st = &s->pull;
-    size_t mlen = inlen - crypto_secretstream_xchacha20poly1305_ABYTES;
-    const uint8_t *c = in + 1;
-    uint8_t block[64] = {0}, mac[16];
-    block[0] = in[0];
-    crypto_stream_chacha20_ietf_xor_ic(block, block, sizeof block, st->nonce, 1, st->k);
-    uint8_t tag = block[0];
-    block[0] = in[0];
-    int rc = fast_mac(s, st, block, c, mlen, mac);
-    sodium_memzero(block, sizeof block);
-    if (rc != 0) return -2;
-    if (sodium_memcmp(mac, c + mlen, 16) != 0) return -1;
-    if (fast_xor(s, st, m, c, mlen, 2) != 0) return -2;
-    fast_advance(st, mac, tag);
-    *mlen_p = mlen;
-    return 0;
-}
 
 void dht_sstream_id(const uint8_t hash[64], int initiator, uint8_t out[32]) {
     uint8_t ns[32];
@@ -253,7 +123,6 @@ static dht_sstream_t *alloc_stream(int initiator, const common_env_t *env,
     if (s->max_frame > 0xffffff) s->max_frame = 0xffffff;
     s->keepalive_ms = opts && opts->keepalive_ms ? opts->keepalive_ms : DHT_SSTREAM_KEEPALIVE_MS;
     s->keep_empty = opts ? opts->keep_empty : 0;
-    fast_setup(s);
     return s;
 }
 
@@ -380,17 +249,10 @@ static int process_frame(dht_sstream_t *s, const uint8_t *body, size_t n, uint8_
         m = s->rbuf;
     }
     unsigned long long mlen;
-    if (s->cctx) {
-        size_t ml = 0;
-        int rc = fast_pull(s, m, body, n, &ml);
-        if (rc != 0) return fail(s, COMMON_ECRYPTO); /* bad MAC (or an OpenSSL failure) */
-        mlen = ml;
-    } else {
-        unsigned char tag;
-        if (crypto_secretstream_xchacha20poly1305_pull(&s->pull, m, &mlen, &tag, body, n, NULL,
-                                                       0) != 0)
-            return fail(s, COMMON_ECRYPTO);
-    }
+    unsigned char tag;
+    if (crypto_secretstream_xchacha20poly1305_pull(&s->pull, m, &mlen, &tag, body, n, NULL, 0) !=
+        0)
+        return fail(s, COMMON_ECRYPTO);
     if (mlen == 0 && !s->keep_empty) return 0; /* keep-alive */
     ev->type = DHT_SSTREAM_EV_DATA;
     ev->data = m;
@@ -479,14 +341,9 @@ int dht_sstream_seal(dht_sstream_t *s, const void *plain, size_t plen, uint8_t *
     if (s->out_len != s->out_off) return COMMON_EAGAIN;
     put_u24(frame, plen + DHT_SSTREAM_ABYTES);
     static const uint8_t empty[1] = {0};
-    if (s->cctx) {
-        if (fast_push(s, frame + 3, plen ? plain : empty, plen) != 0)
-            return fail(s, COMMON_ECRYPTO);
-    } else {
-        crypto_secretstream_xchacha20poly1305_push(
-            &s->push, frame + 3, NULL, plen ? plain : empty, plen, NULL, 0,
-            crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
-    }
+    crypto_secretstream_xchacha20poly1305_push(&s->push, frame + 3, NULL,
+                                               plen ? plain : empty, plen, NULL, 0,
+                                               crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
     s->last_write = common_now_ms(s->env);
     return 0;
 }
@@ -527,7 +384,6 @@ int dht_sstream_error(const dht_sstream_t *s) { return s->err; }
 
 void dht_sstream_free(dht_sstream_t *s) {
     if (!s) return;
-    fast_free(s);
     dht_noise_free(s->noise);
     if (s->out) {
         sodium_memzero(s->out, s->out_cap);

@@ -271,6 +271,11 @@ int main(int argc, char **argv) {
         rc = 0;
         goto out;
     }
+    /* from here on the ledger's commits run on a worker thread (agent_ledger.h) */
+    if ((e = agent_ledger_async(a.ledger, a.loop))) {
+        fprintf(stderr, "dvm-agent: %s: %s\n", dbpath, common_strerror(e));
+        goto out;
+    }
     if ((e = agent_pay_cashu(a.loop, &a.env, a.wallet, (const char *const *)mints, nmints,
                              &a.pay))) {
         fprintf(stderr, "dvm-agent: payments: %s\n", common_strerror(e));

@@ -131,6 +131,7 @@ static void on_idle(void *ud) {
     app_t *a = ud;
     LOG_INFO(a->log, "agent", "all jobs ended; closing connections");
     agent_server_close_all(a->srv);
+    if (a->wallet) agent_pay_cashu_claim_now(&a->pay); /* no claim window on the way out */
     /* no job is left: wait for the claims, then release the wallet and the HTTP clients */
     a->fin_start = uv_now(a->loop);
     uv_timer_start(&a->fin, on_fin, 0, 50);

@@ -2,11 +2,16 @@
 /* The provider's payments over the Cashu wallet (cashu_wallet.h), dvm-protocol.md §6:
  *  - a token whose proofs carry NUT-10 secrets takes the locked path: offline verification
  *    (mint list, keyset, replay, P2PK lock to our key with enough locktime, DLEQ) which also
- *    records the proofs as "incoming" in wallet.db (durable before the ack);
+ *    records the proofs as "incoming" in wallet.db (durable before the ack). Offline
+ *    verifications queued during one loop turn are checked and recorded in one wallet
+ *    transaction on the next turn (cashu_wallet_accept_offline_many: one fsync for the batch
+ *    instead of one each on the loop thread); verdicts are answered after its COMMIT;
  *  - a plain token follows --accept-unlocked: swap (cashu_wallet_receive, online, final),
  *    peek (offline with DLEQ required, recorded as incoming) or reject (not_locked);
  *  - claims: one cashu_wallet_claim per accepted mint (the wallet batches by the mint's input
- *    limit), retried with backoff while the mint fails, and once at start (restart claims). */
+ *    limit) once no other job ended for AGENT_CLAIM_WINDOW_MS (at most
+ *    AGENT_CLAIM_WINDOW_MAX_MS after the first end), retried with backoff while the mint
+ *    fails, at once on shutdown (agent_pay_cashu_claim_now) and at start (restart claims). */
 #include "agent/agent_pay_cashu.h"
 
 #include <stdio.h>
@@ -22,12 +27,24 @@
 #define MAX_MINTS    16
 #define RETRY_MIN_MS 1000u
 #define RETRY_MAX_MS 60000u
+#ifndef AGENT_CLAIM_WINDOW_MS
+#define AGENT_CLAIM_WINDOW_MS 1000u /* a job's end waits this long for other ends (one swap) */
+#endif
+#ifndef AGENT_CLAIM_WINDOW_MAX_MS
+#define AGENT_CLAIM_WINDOW_MAX_MS 5000u /* ... never longer than this after the first end */
+#endif
+#ifndef AGENT_ACCEPT_BATCH_MAX
+#define AGENT_ACCEPT_BATCH_MAX 8 /* offline tokens recorded per wallet transaction */
+#endif
 
 typedef struct mint_state {
     char *url;
     int in_flight, again;
     uint64_t backoff_ms;
     uv_timer_t retry;
+    uv_timer_t window; /* claim window: job ends close together share one claim */
+    int window_open;
+    uint64_t window_first;
     struct agent_pay_cashu *pc;
 } mint_state_t;
 
@@ -39,6 +56,11 @@ typedef struct agent_pay_cashu {
     size_t nmints;
     const char *mint_list[MAX_MINTS + 1]; /* NULL-terminated, for cashu_policy_t */
     unsigned outstanding;                 /* wallet calls in flight (for shutdown) */
+    /* offline verifications queued this loop turn: recorded in one wallet transaction (one
+     * fsync) on the next turn instead of one fsync each on the loop (agent README) */
+    struct vreq *acc_head, **acc_tail;
+    uv_timer_t acc_timer;
+    uint64_t accept_batches;
     int closing;
     uint64_t claimed_total, claim_failures;
 } agent_pay_cashu_t;
@@ -53,6 +75,7 @@ typedef struct vreq {
     char *token;
     cashu_policy_t pol;
     char msg[160];
+    struct vreq *next; /* in the accept queue */
 } vreq_t;
 
 static const common_log_t *LOGP(const agent_pay_cashu_t *pc) {
@@ -84,6 +107,58 @@ static void vreq_answer(vreq_t *v, int rc, uint64_t amount, const char *msg) {
 }
 
 static void offline(vreq_t *v);
+static void on_loaded(void *ud, const cashu_result_t *res);
+#define on_loaded_fwd on_loaded
+
+static void accept_retry_keyset(vreq_t *v, int rc, uint64_t amount) {
+    if (rc == CASHU_EKEYSET && !v->retried) { /* a keyset we have not loaded yet */
+        cashu_token_t t;
+        if (cashu_token_decode(v->token, strlen(v->token), &t) == 0) {
+            int lr = cashu_wallet_load_mint(v->pc->w, t.mint, on_loaded_fwd, v);
+            cashu_token_free(&t);
+            if (lr == 0) return;
+        }
+    }
+    vreq_answer(v, rc, rc ? 0 : amount, NULL);
+}
+
+static void accept_flush_cb(uv_timer_t *t) {
+    agent_pay_cashu_t *pc = t->data;
+    if (pc->acc_head) {
+        vreq_t *batch[AGENT_ACCEPT_BATCH_MAX];
+        const char *toks[AGENT_ACCEPT_BATCH_MAX];
+        const cashu_policy_t *pols[AGENT_ACCEPT_BATCH_MAX];
+        uint64_t amounts[AGENT_ACCEPT_BATCH_MAX];
+        int rcs[AGENT_ACCEPT_BATCH_MAX];
+        size_t n = 0;
+        while (pc->acc_head && n < AGENT_ACCEPT_BATCH_MAX) {
+            vreq_t *v = pc->acc_head;
+            pc->acc_head = v->next;
+            v->next = NULL;
+            batch[n] = v;
+            toks[n] = v->token;
+            pols[n] = &v->pol;
+            n++;
+        }
+        if (!pc->acc_head) pc->acc_tail = &pc->acc_head;
+        pc->accept_batches++;
+        /* one transaction for the batch; every verdict is answered after its COMMIT */
+        cashu_wallet_accept_offline_many(pc->w, n, toks, pols, amounts, rcs);
+        for (size_t i = 0; i < n; i++) accept_retry_keyset(batch[i], rcs[i], amounts[i]);
+    }
+    /* the rest on a later turn: the loop serves I/O (streaming chunks) in between */
+    if (pc->acc_head) uv_timer_start(&pc->acc_timer, accept_flush_cb, 0, 0);
+}
+
+/* queue an offline verification for this loop turn's batch */
+static void offline_queued(vreq_t *v) {
+    agent_pay_cashu_t *pc = v->pc;
+    v->next = NULL;
+    *pc->acc_tail = v;
+    pc->acc_tail = &v->next;
+    if (!uv_is_active((uv_handle_t *)&pc->acc_timer))
+        uv_timer_start(&pc->acc_timer, accept_flush_cb, 0, 0);
+}
 
 static void on_loaded(void *ud, const cashu_result_t *res) {
     vreq_t *v = ud;
@@ -158,7 +233,7 @@ static int pc_verify(void *self, const char *token, const agent_pay_policy_t *po
         v->locked = 1;
         v->pol.require_lock = 1;
         v->pol.require_dleq = 1;
-        offline(v);
+        offline_queued(v);
         return 0;
     }
     switch (pol->unlocked) {
@@ -168,7 +243,7 @@ static int pc_verify(void *self, const char *token, const agent_pay_policy_t *po
         return 0;
     case AGENT_UNLOCKED_PEEK:
         v->pol.require_dleq = 1;
-        offline(v);
+        offline_queued(v);
         return 0;
     default: {
         int rc = cashu_wallet_receive(pc->w, token, &v->pol, on_received, v);
@@ -239,11 +314,45 @@ static void claim_mint(mint_state_t *m) {
     }
 }
 
+static void window_cb(uv_timer_t *t) {
+    mint_state_t *m = t->data;
+    m->window_open = 0;
+    claim_mint(m);
+}
+
+/* Claim after AGENT_CLAIM_WINDOW_MS without another job end (at most AGENT_CLAIM_WINDOW_MAX_MS
+ * after the first): a claim's signing, blinding and journal run on the loop (measured ~35 ms
+ * for 100 jobs' proofs), so jobs that end close together share one instead of one each
+ * while the others stream. The tokens are durable as incoming meanwhile. */
+static void claim_soon(mint_state_t *m) {
+    agent_pay_cashu_t *pc = m->pc;
+    if (pc->closing) return;
+    uint64_t now = uv_now(pc->loop);
+    if (!m->window_open) {
+        m->window_open = 1;
+        m->window_first = now;
+    }
+    uint64_t due = now + AGENT_CLAIM_WINDOW_MS, last = m->window_first + AGENT_CLAIM_WINDOW_MAX_MS;
+    if (due > last) due = last;
+    uv_timer_start(&m->window, window_cb, due > now ? due - now : 0, 0);
+}
+
 static int pc_claim(void *self, int64_t row) {
     (void)row; /* claims are per mint: everything incoming there, this job's tokens included */
     agent_pay_cashu_t *pc = self;
-    for (size_t i = 0; i < pc->nmints; i++) claim_mint(&pc->mints[i]);
+    for (size_t i = 0; i < pc->nmints; i++) claim_soon(&pc->mints[i]);
     return 0;
+}
+
+void agent_pay_cashu_claim_now(agent_pay_t *p) {
+    agent_pay_cashu_t *pc = p->self;
+    for (size_t i = 0; i < pc->nmints; i++) {
+        mint_state_t *m = &pc->mints[i];
+        if (!m->window_open) continue;
+        m->window_open = 0;
+        uv_timer_stop(&m->window);
+        claim_mint(m);
+    }
 }
 
 static int pc_totals(void *self, uint64_t *claimed, uint64_t *pending) {
@@ -259,9 +368,20 @@ static int pc_totals(void *self, uint64_t *claimed, uint64_t *pending) {
 static void pc_close(void *self) {
     agent_pay_cashu_t *pc = self;
     pc->closing = 1;
+    /* queued verifications: answered (ignored while closing) so that their handles close */
+    uv_timer_stop(&pc->acc_timer);
+    uv_close((uv_handle_t *)&pc->acc_timer, NULL);
+    while (pc->acc_head) {
+        vreq_t *v = pc->acc_head;
+        pc->acc_head = v->next;
+        vreq_answer(v, COMMON_ESTATE, 0, "shutting down");
+    }
+    pc->acc_tail = &pc->acc_head;
     for (size_t i = 0; i < pc->nmints; i++) {
         uv_timer_stop(&pc->mints[i].retry);
         uv_close((uv_handle_t *)&pc->mints[i].retry, NULL);
+        uv_timer_stop(&pc->mints[i].window);
+        uv_close((uv_handle_t *)&pc->mints[i].window, NULL);
     }
     /* the mint states are freed with pc after the loop ran once (see agent_pay_cashu_free) */
 }
@@ -312,6 +432,9 @@ int agent_pay_cashu(uv_loop_t *loop, const common_env_t *env, cashu_wallet_t *w,
     pc->loop = loop;
     pc->env = env;
     pc->w = w;
+    pc->acc_tail = &pc->acc_head;
+    uv_timer_init(loop, &pc->acc_timer);
+    pc->acc_timer.data = pc;
     for (size_t i = 0; i < nmints; i++) {
         mint_state_t *m = &pc->mints[i];
         size_t n = strlen(mints[i]);
@@ -320,6 +443,8 @@ int agent_pay_cashu(uv_loop_t *loop, const common_env_t *env, cashu_wallet_t *w,
         m->pc = pc;
         uv_timer_init(loop, &m->retry);
         m->retry.data = m;
+        uv_timer_init(loop, &m->window);
+        m->window.data = m;
         pc->mint_list[i] = m->url;
         pc->nmints++;
     }
@@ -345,7 +470,7 @@ int agent_pay_cashu_claiming(const agent_pay_t *p) {
     const agent_pay_cashu_t *pc = p->self;
     cashu_balance_t b;
     for (size_t i = 0; i < pc->nmints; i++) {
-        if (pc->mints[i].in_flight) return 1;
+        if (pc->mints[i].in_flight || pc->mints[i].window_open) return 1;
         if (cashu_wallet_balance(pc->w, pc->mints[i].url, &b) == 0 && b.incoming) return 1;
     }
     return 0;

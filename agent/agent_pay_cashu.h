@@ -23,6 +23,8 @@ int agent_pay_cashu(uv_loop_t *loop, const common_env_t *env, cashu_wallet_t *w,
 unsigned agent_pay_cashu_outstanding(const agent_pay_t *p);
 /** @brief 1 while a claim runs or tokens wait to be claimed at an accepted mint. */
 int agent_pay_cashu_claiming(const agent_pay_t *p);
+/** @brief Start the claims a job end scheduled (claim window) now: call on shutdown. */
+void agent_pay_cashu_claim_now(agent_pay_t *p);
 void agent_pay_cashu_free(agent_pay_t *p);
 
 #endif

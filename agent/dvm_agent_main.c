@@ -131,6 +131,7 @@ static void on_idle(void *ud) {
     app_t *a = ud;
     LOG_INFO(a->log, "agent", "all jobs ended; closing connections");
     agent_server_close_all(a->srv);
+    if (a->wallet) agent_pay_cashu_claim_now(&a->pay); /* no claim window on the way out */
     /* no job is left: wait for the claims, then release the wallet and the HTTP clients */
     a->fin_start = uv_now(a->loop);
     uv_timer_start(&a->fin, on_fin, 0, 50);
@@ -269,6 +270,11 @@ int main(int argc, char **argv) {
                (unsigned long long)(wb.unspent + wb.reserved + wb.sent),
                (unsigned long long)(wb.incoming + wb.pending));
         rc = 0;
+        goto out;
+    }
+    /* from here on the ledger's commits run on a worker thread (agent_ledger.h) */
+    if ((e = agent_ledger_async(a.ledger, a.loop))) {
+        fprintf(stderr, "dvm-agent: %s: %s\n", dbpath, common_strerror(e));
         goto out;
     }
     if ((e = agent_pay_cashu(a.loop, &a.env, a.wallet, (const char *const *)mints, nmints,

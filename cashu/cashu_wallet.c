@@ -1809,6 +1809,21 @@ int cashu_wallet_verify_offline(cashu_wallet_t *w, const char *token, const cash
     return rc;
 }
 
+/* Record an offline-verified token's proofs as incoming (inside the caller's transaction). */
+static int accept_record(cashu_wallet_t *w, const cashu_token_t *t, const mintc_t *mc, uint64_t sum) {
+    int rc = 0;
+    for (size_t i = 0; i < t->nproofs && !rc; i++) {
+        uint8_t Y[33];
+        char y[67];
+        cashu_proof_Y(&t->proofs[i], Y);
+        common_hex_encode(Y, 33, y);
+        rc = proof_insert(w, mc->url, &t->proofs[i], y, "incoming", 0, 0);
+    }
+    if (!rc) rc = db_run(w, "INSERT INTO ops(kind,state,mint,amount,created,updated) VALUES('accept','done',?,?,?,?)",
+                         "tuii", mc->url, sum, (int64_t)common_unix_ms(w->env), (int64_t)common_unix_ms(w->env));
+    return rc;
+}
+
 int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,
                                 uint64_t *amount) {
     if (!policy || !token) return COMMON_EINVAL;
@@ -1822,20 +1837,64 @@ int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token, const cash
     uint64_t sum = 0;
     if (!rc) rc = cashu_token_amount(&t, &sum);
     if (!rc && (rc = db_begin(w)) == 0) {
-        for (size_t i = 0; i < t.nproofs && !rc; i++) {
-            uint8_t Y[33];
-            char y[67];
-            cashu_proof_Y(&t.proofs[i], Y);
-            common_hex_encode(Y, 33, y);
-            rc = proof_insert(w, mc->url, &t.proofs[i], y, "incoming", 0, 0);
-        }
-        if (!rc) rc = db_run(w, "INSERT INTO ops(kind,state,mint,amount,created,updated) VALUES('accept','done',?,?,?,?)",
-                             "tuii", mc->url, sum, (int64_t)common_unix_ms(w->env), (int64_t)common_unix_ms(w->env));
+        rc = accept_record(w, &t, mc, sum);
         if (rc) db_rollback(w);
         else rc = db_commit(w);
     }
     if (!rc && amount) *amount = sum;
     cashu_token_free(&t);
+    return rc;
+}
+
+int cashu_wallet_accept_offline_many(cashu_wallet_t *w, size_t n, const char *const *tokens,
+                                     const cashu_policy_t *const *policies, uint64_t *amounts,
+                                     int *rcs) {
+    if (!n) return 0;
+    if (!tokens || !policies || !amounts || !rcs) return COMMON_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        amounts[i] = 0;
+        rcs[i] = COMMON_EINVAL;
+    }
+    int rc = db_begin(w);
+    if (rc) {
+        for (size_t i = 0; i < n; i++) rcs[i] = rc;
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const cashu_policy_t *policy = policies[i];
+        if (!policy || !tokens[i]) continue;
+        cashu_token_t t;
+        int r = cashu_token_decode(tokens[i], strlen(tokens[i]), &t);
+        if (r) {
+            rcs[i] = r == COMMON_ENOMEM ? r : CASHU_EBAD_TOKEN;
+            continue;
+        }
+        mintc_t *mc = NULL;
+        /* inside the transaction: the replay check also sees the tokens recorded above */
+        r = verify_token(w, &t, policy, &mc, policy->require_lock);
+        if (!r && !policy->require_lock && !policy->require_dleq) r = COMMON_EINVAL;
+        uint64_t sum = 0;
+        if (!r) r = cashu_token_amount(&t, &sum);
+        if (!r) { /* one savepoint per token: a failed one leaves the others recorded */
+            r = common_db_exec(w->db, "SAVEPOINT accept_one", w->env);
+            if (!r) {
+                r = accept_record(w, &t, mc, sum);
+                if (r) common_db_exec(w->db, "ROLLBACK TO accept_one", w->env);
+                if (common_db_exec(w->db, "RELEASE accept_one", w->env) && !r) r = COMMON_EDB;
+            }
+        }
+        cashu_token_free(&t);
+        rcs[i] = r;
+        if (!r) amounts[i] = sum;
+    }
+    rc = db_commit(w);
+    if (rc) { /* nothing is recorded: no token may count as accepted */
+        db_rollback(w);
+        for (size_t i = 0; i < n; i++) {
+            if (!rcs[i]) rcs[i] = rc;
+            amounts[i] = 0;
+        }
+    }
     return rc;
 }
 

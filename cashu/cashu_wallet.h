@@ -132,6 +132,18 @@ int cashu_wallet_release(cashu_wallet_t *w, int64_t bundle_id);
 int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token,
                                 const cashu_policy_t *policy, uint64_t *amount);
 
+/**
+ * @brief cashu_wallet_accept_offline for @p n tokens in one transaction (one fsync): each
+ * token is checked and recorded under its own savepoint, so rcs[i] / amounts[i] are exactly
+ * what accept_offline would have answered for it in this order (a token repeating an earlier
+ * one of the batch is CASHU_EREPLAY). Nothing is durable before the call returns: act on
+ * rcs[i] == 0 only after it. Returns 0, or the COMMIT/BEGIN error, in which case nothing was
+ * recorded and every rcs[i] that was 0 carries that error. Arrays borrowed for the call.
+ */
+int cashu_wallet_accept_offline_many(cashu_wallet_t *w, size_t n, const char *const *tokens,
+                                     const cashu_policy_t *const *policies, uint64_t *amounts,
+                                     int *rcs);
+
 /** @brief The same checks as cashu_wallet_accept_offline without recording anything (the
  *  replay check only reads the store). *nproofs (may be NULL) = proofs in the token. */
 int cashu_wallet_verify_offline(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,

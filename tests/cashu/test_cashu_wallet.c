@@ -151,6 +151,58 @@ TEST(accept_offline_policy) {
     cJSON_Delete(v);
 }
 
+/* accept_offline_many: one transaction, each token answered as accept_offline would have in
+ * order (a failure records nothing of its token and does not undo the others; a repeat within
+ * the batch is a replay). */
+TEST(accept_offline_many_batch) {
+    cJSON *v = vectors();
+    ASSERT_TRUE(v);
+    const cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(v, "derived_not_official"), "nutshell_interop_p2pk_dleq_token");
+    const char *token = cJSON_GetObjectItem(d, "serialized")->valuestring;
+    const char *mint = cJSON_GetObjectItem(d, "mint")->valuestring;
+    uint8_t sk[32];
+    ASSERT_OK(common_hex_decode_exact(cJSON_GetObjectItem(d, "provider_privkey_hex")->valuestring, sk, 32));
+    cashu_keyset_t ks;
+    ASSERT_OK(load_keyset(d, &ks));
+    const char *mints[] = {mint, NULL};
+    const char *other[] = {"http://127.0.0.1:1", NULL};
+    cashu_policy_t pol = {mints, 0, 0, 1}, foreign = {other, 0, 0, 1};
+    fixture_t f;
+    ASSERT_OK(open_wallet(&f, sk));
+    ASSERT_OK(cashu_wallet_add_keyset(f.w, mint, &ks, 1));
+    cashu_token_t t;
+    ASSERT_OK(cashu_token_decode(token, strlen(token), &t));
+    t.proofs[1].dleq.s[3] ^= 1;
+    common_buf_t b = {0};
+    ASSERT_OK(cashu_token_encode_v4(&t, 1, &b));
+    ASSERT_OK(common_buf_append(&b, "", 1));
+    cashu_token_free(&t);
+    const char *toks[] = {(char *)b.data, token, "cashuBgarbage", token, token};
+    const cashu_policy_t *pols[] = {&pol, &foreign, &pol, &pol, &pol};
+    uint64_t amounts[5];
+    int rcs[5];
+    ASSERT_OK(cashu_wallet_accept_offline_many(f.w, 5, toks, pols, amounts, rcs));
+    ASSERT_ERR(rcs[0], CASHU_EDLEQ);
+    ASSERT_ERR(rcs[1], CASHU_EMINT_NOT_ACCEPTED);
+    ASSERT_ERR(rcs[2], CASHU_EBAD_TOKEN);
+    ASSERT_OK(rcs[3]);
+    ASSERT_EQ_U64(amounts[3], 3);
+    ASSERT_ERR(rcs[4], CASHU_EREPLAY);
+    ASSERT_EQ_U64(amounts[4], 0);
+    cashu_balance_t bal;
+    ASSERT_OK(cashu_wallet_balance(f.w, mint, &bal));
+    ASSERT_EQ_U64(bal.incoming, 3);
+    /* committed: a later call (or accept_offline) sees the replay */
+    uint64_t amount = 0;
+    ASSERT_ERR(cashu_wallet_accept_offline(f.w, token, &pol, &amount), CASHU_EREPLAY);
+    ASSERT_OK(cashu_wallet_accept_offline_many(f.w, 1, toks + 1, pols + 3, amounts, rcs));
+    ASSERT_ERR(rcs[0], CASHU_EREPLAY);
+    ASSERT_OK(cashu_wallet_accept_offline_many(f.w, 0, NULL, NULL, NULL, NULL));
+    common_buf_free(&b);
+    close_wallet(&f);
+    cJSON_Delete(v);
+}
+
 TEST(bad_inputs) {
     fixture_t f;
     ASSERT_OK(open_wallet(&f, NULL));
@@ -191,4 +243,4 @@ TEST(free_in_flight_and_unreachable) {
     close_wallet(&f);
 }
 
-TEST_MAIN(TEST_ENTRY(accept_offline_policy), TEST_ENTRY(bad_inputs), TEST_ENTRY(free_in_flight_and_unreachable))
+TEST_MAIN(TEST_ENTRY(accept_offline_policy), TEST_ENTRY(accept_offline_many_batch), TEST_ENTRY(bad_inputs), TEST_ENTRY(free_in_flight_and_unreachable))

@@ -25,9 +25,9 @@ struct agent_ledger {
     char *path;
     /* write-behind (agent_ledger_async) */
     uv_loop_t *loop;
-    sqlite3 *wdb;              /* the worker's own connection */
-    ledger_op_t *q, **q_tail;  /* queued on the loop thread */
-    ledger_op_t *batch;        /* owned by the worker while busy */
+    sqlite3 *wdb;             /* the worker's own connection */
+    ledger_op_t *q, **q_tail; /* queued on the loop thread */
+    ledger_op_t *batch;       /* owned by the worker while busy */
     size_t batch_n, batch_failed;
     int busy, batch_rc;
     uv_work_t work;

@@ -29,9 +29,9 @@
 #include <string.h>
 #include <uv.h>
 
-#define LLM_DEFAULT_CONNECT_MS 5000u
+#define LLM_DEFAULT_CONNECT_MS     5000u
 #define LLM_DEFAULT_FIRST_TOKEN_MS 300000u
-#define LLM_DEFAULT_IDLE_MS 60000u
+#define LLM_DEFAULT_IDLE_MS        60000u
 
 typedef struct llm_check llm_check_t;
 
@@ -39,10 +39,10 @@ struct agent_llm {
     uv_loop_t *loop;
     common_http_t *http;
     const common_env_t *env;
-    agent_llm_config_t cfg;   /* strings below are owned copies */
+    agent_llm_config_t cfg; /* strings below are owned copies */
     char *base_url, *model, *keep_alive;
-    char *api_key;            /* wiped on free */
-    char *auth_header;        /* "Authorization: Bearer …", wiped on free */
+    char *api_key;     /* wiped on free */
+    char *auth_header; /* "Authorization: Bearer …", wiped on free */
     agent_llm_gen_t *gens;
     size_t ngens;
     uint64_t next_id;
@@ -56,11 +56,11 @@ struct agent_llm_gen {
     common_http_req_t *req;
     agent_llm_cbs_t cbs;
     uv_timer_t timer;
-    uint64_t timer_at;        /* armed deadline (uv_now ms) or 0 */
+    uint64_t timer_at; /* armed deadline (uv_now ms) or 0 */
     agent_llm_lines_t lines;
     agent_llm_utf8_t utf8;
     agent_llm_coalesce_t co;
-    common_buf_t tmp;         /* UTF-8 stage output */
+    common_buf_t tmp; /* UTF-8 stage output */
     agent_llm_ollama_parser_t op;
     agent_llm_sse_parser_t sp;
     int chat;
@@ -68,7 +68,7 @@ struct agent_llm_gen {
     long status;
     uint64_t start_ms, last_byte_ms, first_token_ms;
     int got_first;
-    int depth;                /* inside one of our user callbacks */
+    int depth; /* inside one of our user callbacks */
     int cancel_pending;
     int finished;
     uint64_t chunks, text_bytes;
@@ -161,19 +161,27 @@ fail:
     return NULL;
 }
 
-const char *agent_llm_base_url(const agent_llm_t *llm) { return llm->base_url; }
+const char *agent_llm_base_url(const agent_llm_t *llm) {
+    return llm->base_url;
+}
 
-size_t agent_llm_active(const agent_llm_t *llm) { return llm->ngens; }
+size_t agent_llm_active(const agent_llm_t *llm) {
+    return llm->ngens;
+}
 
 /* ---- generation lifecycle ------------------------------------------------------------ */
 
-static void gen_closed(uv_handle_t *h) { free(h->data); }
+static void gen_closed(uv_handle_t *h) {
+    free(h->data);
+}
 
 static void gen_unlink(agent_llm_gen_t *g) {
     agent_llm_t *llm = g->llm;
     if (!llm) return;
-    if (g->prev) g->prev->next = g->next;
-    else llm->gens = g->next;
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        llm->gens = g->next;
     if (g->next) g->next->prev = g->prev;
     llm->ngens--;
     g->llm = NULL;
@@ -198,7 +206,9 @@ static void deliver(agent_llm_gen_t *g, const char *text, size_t len) {
     g->depth--;
 }
 
-static int must_stop(const agent_llm_gen_t *g) { return g->finished || g->cancel_pending; }
+static int must_stop(const agent_llm_gen_t *g) {
+    return g->finished || g->cancel_pending;
+}
 
 /* Everything held back (coalescer, then an incomplete UTF-8 tail as U+FFFD). */
 static void flush_all(agent_llm_gen_t *g) {
@@ -207,7 +217,8 @@ static void flush_all(agent_llm_gen_t *g) {
     if (n) deliver(g, t, n);
     if (must_stop(g)) return;
     g->tmp.len = 0;
-    if (agent_llm_utf8_finish(&g->utf8, &g->tmp) == 0) deliver(g, (const char *)g->tmp.data, g->tmp.len);
+    if (agent_llm_utf8_finish(&g->utf8, &g->tmp) == 0)
+        deliver(g, (const char *)g->tmp.data, g->tmp.len);
 }
 
 static void gen_finish(agent_llm_gen_t *g, agent_llm_end_t end, int err, const char *reason,
@@ -341,8 +352,10 @@ static void handle_line(agent_llm_gen_t *g, const char *line, size_t len) {
 
 static void after_callbacks(agent_llm_gen_t *g) {
     if (g->finished) return;
-    if (g->cancel_pending) gen_finish(g, AGENT_LLM_STOPPED, COMMON_ECANCELED, NULL, "cancelled", NULL);
-    else arm_timer(g);
+    if (g->cancel_pending)
+        gen_finish(g, AGENT_LLM_STOPPED, COMMON_ECANCELED, NULL, "cancelled", NULL);
+    else
+        arm_timer(g);
 }
 
 static void timer_cb(uv_timer_t *t) {
@@ -382,7 +395,9 @@ static void on_response(common_http_req_t *req, long status, void *ud) {
     g->status = status;
 }
 
-static int http_ok(long status) { return status >= 200 && status < 300; }
+static int http_ok(long status) {
+    return status >= 200 && status < 300;
+}
 
 static int on_data(common_http_req_t *req, const char *data, size_t len, void *ud) {
     agent_llm_gen_t *g = ud;
@@ -418,8 +433,8 @@ static void on_done(common_http_req_t *req, const common_http_result_t *res, voi
         char text[256];
         agent_llm_error_text((const char *)g->errbody.data, g->errbody.len, text, sizeof text);
         gen_fail(g, AGENT_LLM_ERROR, agent_llm_status_err(g->status),
-                 "HTTP %ld from %s %s (model %s): %s", g->status, backend_name(llm),
-                 llm->base_url, llm->model, text[0] ? text : "(no message)");
+                 "HTTP %ld from %s %s (model %s): %s", g->status, backend_name(llm), llm->base_url,
+                 llm->model, text[0] ? text : "(no message)");
         return;
     }
     if (res->err == 0 || res->err == COMMON_ECLOSED || res->err == COMMON_ECONNRESET) {
@@ -452,8 +467,8 @@ static void on_done(common_http_req_t *req, const common_http_result_t *res, voi
                  (unsigned long long)g->chunks, res->err ? res->detail : "clean end of body");
         return;
     }
-    gen_fail(g, AGENT_LLM_ERROR, res->err, "%s %s (model %s): %s", backend_name(llm),
-             llm->base_url, llm->model, res->detail);
+    gen_fail(g, AGENT_LLM_ERROR, res->err, "%s %s (model %s): %s", backend_name(llm), llm->base_url,
+             llm->model, res->detail);
 }
 
 agent_llm_gen_t *agent_llm_start(agent_llm_t *llm, const agent_llm_params_t *p,
@@ -467,8 +482,8 @@ agent_llm_gen_t *agent_llm_start(agent_llm_t *llm, const agent_llm_params_t *p,
         if (!p->messages || !p->messages[i].role || !p->messages[i].content) goto fail;
     for (size_t i = 0; i < p->nstop; i++)
         if (!p->stop || !p->stop[i]) goto fail;
-    uint64_t max_tokens = p->max_tokens && p->max_tokens < llm->cfg.max_tokens ? p->max_tokens
-                                                                              : llm->cfg.max_tokens;
+    uint64_t max_tokens =
+        p->max_tokens && p->max_tokens < llm->cfg.max_tokens ? p->max_tokens : llm->cfg.max_tokens;
     rc = llm->cfg.backend == AGENT_LLM_BACKEND_OPENAI
              ? agent_llm_openai_build(&llm->cfg, p, max_tokens, &rq)
              : agent_llm_ollama_build(&llm->cfg, p, max_tokens, &rq);
@@ -572,8 +587,10 @@ static void check_end(llm_check_t *ck, int err, const char *msg) {
     agent_llm_t *llm = ck->llm;
     llm->check = NULL;
     if (ck->pulling && ck->progress) fputc('\n', ck->progress);
-    if (err) LOG_ERROR(llm->env->log, "llm", "%s", msg);
-    else LOG_INFO(llm->env->log, "llm", "%s", msg);
+    if (err)
+        LOG_ERROR(llm->env->log, "llm", "%s", msg);
+    else
+        LOG_INFO(llm->env->log, "llm", "%s", msg);
     void (*cb)(void *, int, const char *) = ck->on_done;
     void *ud = ck->ud;
     agent_llm_lines_free(&ck->lines);
@@ -602,15 +619,17 @@ static void check_tags_done(common_http_req_t *req, const common_http_result_t *
     if (!http_ok(res->status)) {
         char text[200];
         agent_llm_error_text(res->body, res->body_len, text, sizeof text);
-        snprintf(msg, sizeof msg, "%s backend at %s answered HTTP %ld to the model list (model %s): %s",
-                 kind, llm->base_url, res->status, llm->model, text);
+        snprintf(msg, sizeof msg,
+                 "%s backend at %s answered HTTP %ld to the model list (model %s): %s", kind,
+                 llm->base_url, res->status, llm->model, text);
         check_end(ck, agent_llm_status_err(res->status), msg);
         return;
     }
     char avail[256];
-    int found = llm->cfg.backend == AGENT_LLM_BACKEND_OPENAI
-                    ? agent_llm_openai_has_model(res->body, res->body_len, llm->model, avail, sizeof avail)
-                    : agent_llm_ollama_has_model(res->body, res->body_len, llm->model, avail, sizeof avail);
+    int found =
+        llm->cfg.backend == AGENT_LLM_BACKEND_OPENAI
+            ? agent_llm_openai_has_model(res->body, res->body_len, llm->model, avail, sizeof avail)
+            : agent_llm_ollama_has_model(res->body, res->body_len, llm->model, avail, sizeof avail);
     if (found < 0) {
         snprintf(msg, sizeof msg, "%s backend at %s sent a model list we cannot read (model %s)",
                  kind, llm->base_url, llm->model);
@@ -618,7 +637,8 @@ static void check_tags_done(common_http_req_t *req, const common_http_result_t *
         return;
     }
     if (found) {
-        snprintf(msg, sizeof msg, "model %s is available at %s (%s)", llm->model, llm->base_url, kind);
+        snprintf(msg, sizeof msg, "model %s is available at %s (%s)", llm->model, llm->base_url,
+                 kind);
         check_end(ck, 0, msg);
         return;
     }
@@ -632,7 +652,9 @@ static void check_tags_done(common_http_req_t *req, const common_http_result_t *
     }
     snprintf(msg, sizeof msg, "model %s not found at %s (%s; available: %s)%s", llm->model,
              llm->base_url, kind, avail[0] ? avail : "none",
-             llm->cfg.backend == AGENT_LLM_BACKEND_OLLAMA ? "; run with --pull or `ollama pull <model>`" : "");
+             llm->cfg.backend == AGENT_LLM_BACKEND_OLLAMA
+                 ? "; run with --pull or `ollama pull <model>`"
+                 : "");
     check_end(ck, LLM_EMODEL, msg);
 }
 
@@ -651,7 +673,8 @@ static int pull_data(common_http_req_t *req, const char *data, size_t len, void 
     char *line;
     size_t n;
     while (agent_llm_lines_next(&ck->lines, &line, &n))
-        if (agent_llm_pull_line(&ck->ps, line, n)) agent_llm_pull_draw(&ck->ps, ck->llm->model, ck->progress);
+        if (agent_llm_pull_line(&ck->ps, line, n))
+            agent_llm_pull_draw(&ck->ps, ck->llm->model, ck->progress);
     return 0;
 }
 
@@ -736,8 +759,9 @@ int agent_llm_check(agent_llm_t *llm, int pull, FILE *progress,
     ck->progress = progress;
     ck->on_done = done_cb;
     ck->ud = ud;
-    char *url = llm->cfg.backend == AGENT_LLM_BACKEND_OPENAI ? agent_llm_openai_models_url(&llm->cfg)
-                                                             : agent_llm_ollama_tags_url(&llm->cfg);
+    char *url = llm->cfg.backend == AGENT_LLM_BACKEND_OPENAI
+                    ? agent_llm_openai_models_url(&llm->cfg)
+                    : agent_llm_ollama_tags_url(&llm->cfg);
     if (!url) {
         free(ck);
         return COMMON_ENOMEM;
@@ -794,23 +818,28 @@ int agent_llm_config_from_cfg(const common_cfg_t *cfg, agent_llm_config_t *out, 
                               size_t errlen) {
     memset(out, 0, sizeof *out);
     const char *backend = common_cfg_str(cfg, "backend");
-    if (backend && strcmp(backend, "ollama") == 0) out->backend = AGENT_LLM_BACKEND_OLLAMA;
-    else if (backend && strcmp(backend, "openai") == 0) out->backend = AGENT_LLM_BACKEND_OPENAI;
+    if (backend && strcmp(backend, "ollama") == 0)
+        out->backend = AGENT_LLM_BACKEND_OLLAMA;
+    else if (backend && strcmp(backend, "openai") == 0)
+        out->backend = AGENT_LLM_BACKEND_OPENAI;
     else {
-        snprintf(err, errlen, "--backend: expected ollama or openai, got '%s'", backend ? backend : "");
+        snprintf(err, errlen, "--backend: expected ollama or openai, got '%s'",
+                 backend ? backend : "");
         return COMMON_EINVAL;
     }
     out->base_url = common_cfg_str(cfg, "llm-url");
     if (!out->base_url) {
         if (out->backend == AGENT_LLM_BACKEND_OPENAI) {
-            snprintf(err, errlen, "--llm-url is required with --backend openai "
-                                  "(e.g. https://openrouter.ai/api/v1 or http://127.0.0.1:8080)");
+            snprintf(err, errlen,
+                     "--llm-url is required with --backend openai "
+                     "(e.g. https://openrouter.ai/api/v1 or http://127.0.0.1:8080)");
             return COMMON_EINVAL;
         }
         out->base_url = "http://127.0.0.1:11434";
     }
     if (strncmp(out->base_url, "http://", 7) != 0 && strncmp(out->base_url, "https://", 8) != 0) {
-        snprintf(err, errlen, "--llm-url: expected an http:// or https:// URL, got '%s'", out->base_url);
+        snprintf(err, errlen, "--llm-url: expected an http:// or https:// URL, got '%s'",
+                 out->base_url);
         return COMMON_EINVAL;
     }
     out->api_key = common_cfg_str(cfg, "api-key");

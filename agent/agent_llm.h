@@ -80,21 +80,21 @@ const char *agent_llm_end_name(agent_llm_end_t end);
 
 typedef struct agent_llm_config {
     agent_llm_backend_t backend;
-    const char *base_url;  /* e.g. http://127.0.0.1:11434 ; openai: ".../v1" optional */
-    const char *api_key;   /* NULL or "": no Authorization header ("ollama" too) */
+    const char *base_url; /* e.g. http://127.0.0.1:11434 ; openai: ".../v1" optional */
+    const char *api_key;  /* NULL or "": no Authorization header ("ollama" too) */
     const char *model;
-    uint64_t max_tokens;   /* cap sent as num_predict / max_tokens on every job (>= 1) */
+    uint64_t max_tokens;             /* cap sent as num_predict / max_tokens on every job (>= 1) */
     uint64_t connect_timeout_ms;     /* 0: 5 000 */
     uint64_t first_token_timeout_ms; /* request sent → first token; long (model load). 0: 300 000 */
-    uint64_t idle_timeout_ms;        /* gap between received bytes after the first token. 0: 60 000 */
-    const char *keep_alive;          /* ollama keep_alive ("30m", "-1", "0"); NULL: not sent */
-    size_t coalesce_min_bytes;       /* 0: every chunk is a delta as soon as it arrives */
-    uint64_t coalesce_max_delay_ms;  /* flush held text after this long (0: only by size) */
-    size_t max_line;                 /* 0: AGENT_LLM_MAX_LINE */
+    uint64_t idle_timeout_ms;  /* gap between received bytes after the first token. 0: 60 000 */
+    const char *keep_alive;    /* ollama keep_alive ("30m", "-1", "0"); NULL: not sent */
+    size_t coalesce_min_bytes; /* 0: every chunk is a delta as soon as it arrives */
+    uint64_t coalesce_max_delay_ms; /* flush held text after this long (0: only by size) */
+    size_t max_line;                /* 0: AGENT_LLM_MAX_LINE */
 } agent_llm_config_t;
 
 typedef struct agent_llm_msg {
-    const char *role;    /* "system", "user", "assistant" */
+    const char *role; /* "system", "user", "assistant" */
     const char *content;
 } agent_llm_msg_t;
 
@@ -102,35 +102,35 @@ typedef struct agent_llm_params {
     /* Either a prompt (ollama: /api/generate; openai: one user message) or chat messages
      * (ollama: /api/chat). Strings are copied into the request; borrowed only during start. */
     const char *prompt;
-    const char *system;               /* optional system prompt (both forms) */
+    const char *system; /* optional system prompt (both forms) */
     const agent_llm_msg_t *messages;
     size_t nmessages;
-    uint64_t max_tokens;              /* 0: config cap; larger values are clamped to the cap */
+    uint64_t max_tokens; /* 0: config cap; larger values are clamped to the cap */
     int has_temperature;
     double temperature;
     int has_seed;
     int64_t seed;
-    const char *const *stop;          /* stop sequences */
+    const char *const *stop; /* stop sequences */
     size_t nstop;
 } agent_llm_params_t;
 
 typedef struct agent_llm_result {
     agent_llm_end_t end;
-    int err;                /* 0 for DONE/LENGTH; COMMON_ECANCELED (STOPPED); LLM_ETRUNCATED;
-                               for ERROR: LLM_E* from the HTTP status or in-band error,
-                               COMMON_ETIMEDOUT, COMMON_ECONNREFUSED, COMMON_EJSON, ... */
-    long http_status;       /* 0 when no response arrived */
-    const char *reason;     /* backend's raw reason ("stop", "length", "tool_calls"), or "" */
-    const char *message;    /* human explanation, never NULL, never contains the API key */
-    int has_usage;          /* the final chunk carried token counts */
+    int err;             /* 0 for DONE/LENGTH; COMMON_ECANCELED (STOPPED); LLM_ETRUNCATED;
+                            for ERROR: LLM_E* from the HTTP status or in-band error,
+                            COMMON_ETIMEDOUT, COMMON_ECONNREFUSED, COMMON_EJSON, ... */
+    long http_status;    /* 0 when no response arrived */
+    const char *reason;  /* backend's raw reason ("stop", "length", "tool_calls"), or "" */
+    const char *message; /* human explanation, never NULL, never contains the API key */
+    int has_usage;       /* the final chunk carried token counts */
     uint64_t prompt_tokens;
     uint64_t completion_tokens;
     uint64_t total_duration_ns; /* ollama only, 0 otherwise */
     uint64_t eval_duration_ns;  /* ollama only, 0 otherwise */
-    uint64_t chunks;        /* content-bearing chunks received */
-    uint64_t text_bytes;    /* bytes passed to on_delta */
-    uint64_t first_token_ms;/* start → first token (0 if none) */
-    uint64_t elapsed_ms;    /* start → end */
+    uint64_t chunks;            /* content-bearing chunks received */
+    uint64_t text_bytes;        /* bytes passed to on_delta */
+    uint64_t first_token_ms;    /* start → first token (0 if none) */
+    uint64_t elapsed_ms;        /* start → end */
 } agent_llm_result_t;
 
 typedef struct agent_llm agent_llm_t;
@@ -181,30 +181,86 @@ int agent_llm_check(agent_llm_t *llm, int pull, FILE *progress,
 /* ---- settings ----------------------------------------------------------------------- */
 
 /** Option-table fragment for programs that run a backend. Append to the program's table. */
-#define AGENT_LLM_OPTS                                                                         \
-    {"backend", "LLM_BACKEND", COMMON_OPT_STR, "ollama", 0, 0, "KIND",                         \
-     "LLM backend: ollama (native /api) or openai (OpenAI-compatible /v1/chat/completions)"},  \
-    {"llm-url", "OLLAMA_BASE_URL", COMMON_OPT_STR, NULL, 0, 0, "URL",                          \
-     "LLM base URL (default http://127.0.0.1:11434; openai e.g. https://openrouter.ai/api)"},  \
-    {"api-key", "LLM_API_KEY", COMMON_OPT_STR, NULL, 0, 0, "KEY",                              \
-     "Bearer key for the backend (openai); never logged"},                                     \
-    {"model", "OLLAMA_MODEL", COMMON_OPT_STR, "llama3.2", 0, 0, "NAME", "model name"},        \
-    {"max-tokens", "LLM_MAX_TOKENS", COMMON_OPT_U64, "1024", 1, AGENT_LLM_MAX_TOKENS_CAP, "N", \
-     "cap on generated tokens per job (num_predict / max_tokens, always sent)"},               \
-    {"llm-connect-timeout-ms", "LLM_CONNECT_TIMEOUT_MS", COMMON_OPT_U64, "5000", 1, 600000,    \
-     "MS", "LLM connect timeout"},                                                             \
-    {"llm-first-token-timeout-ms", "LLM_FIRST_TOKEN_TIMEOUT_MS", COMMON_OPT_U64, "300000", 1, \
-     86400000, "MS", "LLM first-token timeout (covers model load)"},                           \
-    {"llm-idle-timeout-ms", "LLM_IDLE_TIMEOUT_MS", COMMON_OPT_U64, "60000", 1, 86400000, "MS", \
-     "LLM idle timeout between tokens"},                                                       \
-    {"llm-keep-alive", "LLM_KEEP_ALIVE", COMMON_OPT_STR, "30m", 0, 0, "DUR",                   \
-     "ollama keep_alive sent with each job (\"30m\", \"-1\" forever, \"0\" unload)"},          \
-    {"llm-coalesce-bytes", "LLM_COALESCE_BYTES", COMMON_OPT_U64, "0", 0, 1048576, "N",         \
-     "hold deltas until N bytes (0: forward every chunk)"},                                    \
-    {"llm-coalesce-ms", "LLM_COALESCE_MS", COMMON_OPT_U64, "50", 0, 60000, "MS",               \
-     "flush held deltas after MS"},                                                            \
-    {"pull", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL,                                       \
-     "pull the model at startup if it is missing (ollama; progress on stderr)"}
+#define AGENT_LLM_OPTS                                                                            \
+    {"backend",                                                                                   \
+     "LLM_BACKEND",                                                                               \
+     COMMON_OPT_STR,                                                                              \
+     "ollama",                                                                                    \
+     0,                                                                                           \
+     0,                                                                                           \
+     "KIND",                                                                                      \
+     "LLM backend: ollama (native /api) or openai (OpenAI-compatible /v1/chat/completions)"},     \
+        {"llm-url",                                                                               \
+         "OLLAMA_BASE_URL",                                                                       \
+         COMMON_OPT_STR,                                                                          \
+         NULL,                                                                                    \
+         0,                                                                                       \
+         0,                                                                                       \
+         "URL",                                                                                   \
+         "LLM base URL (default http://127.0.0.1:11434; openai e.g. https://openrouter.ai/api)"}, \
+        {"api-key",                                                                               \
+         "LLM_API_KEY",                                                                           \
+         COMMON_OPT_STR,                                                                          \
+         NULL,                                                                                    \
+         0,                                                                                       \
+         0,                                                                                       \
+         "KEY",                                                                                   \
+         "Bearer key for the backend (openai); never logged"},                                    \
+        {"model", "OLLAMA_MODEL", COMMON_OPT_STR, "llama3.2", 0, 0, "NAME", "model name"},        \
+        {"max-tokens",                                                                            \
+         "LLM_MAX_TOKENS",                                                                        \
+         COMMON_OPT_U64,                                                                          \
+         "1024",                                                                                  \
+         1,                                                                                       \
+         AGENT_LLM_MAX_TOKENS_CAP,                                                                \
+         "N",                                                                                     \
+         "cap on generated tokens per job (num_predict / max_tokens, always sent)"},              \
+        {"llm-connect-timeout-ms",                                                                \
+         "LLM_CONNECT_TIMEOUT_MS",                                                                \
+         COMMON_OPT_U64,                                                                          \
+         "5000",                                                                                  \
+         1,                                                                                       \
+         600000,                                                                                  \
+         "MS",                                                                                    \
+         "LLM connect timeout"},                                                                  \
+        {"llm-first-token-timeout-ms",                                                            \
+         "LLM_FIRST_TOKEN_TIMEOUT_MS",                                                            \
+         COMMON_OPT_U64,                                                                          \
+         "300000",                                                                                \
+         1,                                                                                       \
+         86400000,                                                                                \
+         "MS",                                                                                    \
+         "LLM first-token timeout (covers model load)"},                                          \
+        {"llm-idle-timeout-ms",                                                                   \
+         "LLM_IDLE_TIMEOUT_MS",                                                                   \
+         COMMON_OPT_U64,                                                                          \
+         "60000",                                                                                 \
+         1,                                                                                       \
+         86400000,                                                                                \
+         "MS",                                                                                    \
+         "LLM idle timeout between tokens"},                                                      \
+        {"llm-keep-alive",                                                                        \
+         "LLM_KEEP_ALIVE",                                                                        \
+         COMMON_OPT_STR,                                                                          \
+         "30m",                                                                                   \
+         0,                                                                                       \
+         0,                                                                                       \
+         "DUR",                                                                                   \
+         "ollama keep_alive sent with each job (\"30m\", \"-1\" forever, \"0\" unload)"},         \
+        {"llm-coalesce-bytes",                                                                    \
+         "LLM_COALESCE_BYTES",                                                                    \
+         COMMON_OPT_U64,                                                                          \
+         "0",                                                                                     \
+         0,                                                                                       \
+         1048576,                                                                                 \
+         "N",                                                                                     \
+         "hold deltas until N bytes (0: forward every chunk)"},                                   \
+        {"llm-coalesce-ms",           "LLM_COALESCE_MS", COMMON_OPT_U64, "50", 0, 60000, "MS",    \
+         "flush held deltas after MS"},                                                           \
+    {                                                                                             \
+        "pull", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL,                                       \
+            "pull the model at startup if it is missing (ollama; progress on stderr)"             \
+    }
 
 /**
  * @brief Fill @p out from a parsed table that contains AGENT_LLM_OPTS. Strings are borrowed

@@ -20,10 +20,10 @@
 /** Splits a byte stream into lines ending in LF (a trailing CR is removed). */
 typedef struct agent_llm_lines {
     common_buf_t buf;
-    size_t start;    /* first unread byte */
-    size_t scan;     /* where the search for '\n' continues */
+    size_t start; /* first unread byte */
+    size_t scan;  /* where the search for '\n' continues */
     size_t max_line;
-    size_t cur;      /* length of the unterminated last line */
+    size_t cur; /* length of the unterminated last line */
 } agent_llm_lines_t;
 
 void agent_llm_lines_init(agent_llm_lines_t *l, size_t max_line);
@@ -64,8 +64,7 @@ typedef struct agent_llm_coalesce {
 void agent_llm_coalesce_init(agent_llm_coalesce_t *c, size_t min_bytes, uint64_t max_delay_ms);
 void agent_llm_coalesce_free(agent_llm_coalesce_t *c);
 /** @brief Hold text. @return 0 or COMMON_ENOMEM. */
-int agent_llm_coalesce_push(agent_llm_coalesce_t *c, const char *text, size_t len,
-                            uint64_t now_ms);
+int agent_llm_coalesce_push(agent_llm_coalesce_t *c, const char *text, size_t len, uint64_t now_ms);
 /** @brief 1 if the held text should be emitted now. */
 int agent_llm_coalesce_ready(const agent_llm_coalesce_t *c, uint64_t now_ms);
 /** @brief When the held text becomes due by time (0: nothing held or no time limit). */
@@ -76,19 +75,19 @@ size_t agent_llm_coalesce_take(agent_llm_coalesce_t *c, const char **text);
 /* ---- stream parsers ----------------------------------------------------------------- */
 
 typedef enum {
-    AGENT_LLM_EV_NONE = 0,  /* nothing to do (comment, role chunk, empty content) */
-    AGENT_LLM_EV_TEXT = 1,  /* text/len: content */
-    AGENT_LLM_EV_END = 2,   /* terminal: end, reason, counts; or an error */
+    AGENT_LLM_EV_NONE = 0, /* nothing to do (comment, role chunk, empty content) */
+    AGENT_LLM_EV_TEXT = 1, /* text/len: content */
+    AGENT_LLM_EV_END = 2,  /* terminal: end, reason, counts; or an error */
 } agent_llm_ev_kind_t;
 
 typedef struct agent_llm_ev {
     agent_llm_ev_kind_t kind;
-    int any;                /* a data event was seen (role chunk, content, final): "first token" */
-    const char *text;       /* EV_TEXT (and EV_END when a final line carries text, delivered
-                               before the end): parser-owned, valid until the next call */
+    int any;          /* a data event was seen (role chunk, content, final): "first token" */
+    const char *text; /* EV_TEXT (and EV_END when a final line carries text, delivered
+                         before the end): parser-owned, valid until the next call */
     size_t len;
-    agent_llm_end_t end;    /* EV_END */
-    int err;                /* EV_END with AGENT_LLM_ERROR */
+    agent_llm_end_t end; /* EV_END */
+    int err;             /* EV_END with AGENT_LLM_ERROR */
     char reason[32];
     char message[256];
     int has_usage;
@@ -98,7 +97,7 @@ typedef struct agent_llm_ev {
 /** Ollama: one NDJSON line of /api/generate (chat = 0) or /api/chat (chat = 1). */
 typedef struct agent_llm_ollama_parser {
     int chat;
-    char *text;             /* owned copy of the last content */
+    char *text; /* owned copy of the last content */
 } agent_llm_ollama_parser_t;
 
 void agent_llm_ollama_parser_init(agent_llm_ollama_parser_t *p, int chat);
@@ -109,12 +108,12 @@ void agent_llm_ollama_parse_line(agent_llm_ollama_parser_t *p, const char *line,
 
 /** OpenAI SSE: lines in, events out ([DONE], data JSON, comments skipped). */
 typedef struct agent_llm_sse_parser {
-    common_buf_t data;      /* data: lines of the current event, joined with "\n" */
+    common_buf_t data; /* data: lines of the current event, joined with "\n" */
     int has_data;
-    char finish[32];        /* finish_reason seen, "" if none yet */
+    char finish[32]; /* finish_reason seen, "" if none yet */
     int has_usage;
     uint64_t prompt_tokens, completion_tokens;
-    char *text;             /* owned copy of the last content */
+    char *text; /* owned copy of the last content */
 } agent_llm_sse_parser_t;
 
 void agent_llm_sse_parser_init(agent_llm_sse_parser_t *p);

@@ -11,9 +11,9 @@
 #include "common/common_codec.h"
 
 typedef struct agent_llm_request {
-    char *url;        /* owned */
-    char *body;       /* owned, NUL-terminated JSON */
-    int chat;         /* ollama: /api/chat (1) or /api/generate (0) */
+    char *url;  /* owned */
+    char *body; /* owned, NUL-terminated JSON */
+    int chat;   /* ollama: /api/chat (1) or /api/generate (0) */
 } agent_llm_request_t;
 
 /** Build the generation request. @p max_tokens is already clamped. @return 0 or error. */
@@ -49,7 +49,7 @@ typedef struct agent_llm_pull_state {
     size_t nlayers;
     char status[80];
     int success;
-    int err;          /* in-band error seen */
+    int err; /* in-band error seen */
     char message[200];
 } agent_llm_pull_state_t;
 

@@ -24,8 +24,10 @@ static void add_keep_alive(cJSON *o, const char *ka) {
     const char *s = ka + (ka[0] == '-');
     int digits = *s != '\0';
     for (; *s; s++) digits &= (*s >= '0' && *s <= '9');
-    if (digits) cJSON_AddNumberToObject(o, "keep_alive", strtod(ka, NULL));
-    else cJSON_AddStringToObject(o, "keep_alive", ka);
+    if (digits)
+        cJSON_AddNumberToObject(o, "keep_alive", strtod(ka, NULL));
+    else
+        cJSON_AddStringToObject(o, "keep_alive", ka);
 }
 
 int agent_llm_ollama_build(const agent_llm_config_t *cfg, const agent_llm_params_t *p,

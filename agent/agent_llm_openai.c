@@ -85,7 +85,8 @@ int agent_llm_openai_has_model(const char *body, size_t len, const char *model, 
         if (!cJSON_IsString(id)) continue;
         if (agent_llm_model_name_eq(id->valuestring, model)) found = 1;
         size_t n = cap ? strlen(avail) : 0;
-        if (cap && n + 1 < cap) snprintf(avail + n, cap - n, "%s%s", n ? ", " : "", id->valuestring);
+        if (cap && n + 1 < cap)
+            snprintf(avail + n, cap - n, "%s%s", n ? ", " : "", id->valuestring);
     }
     cJSON_Delete(o);
     return found;

@@ -69,4 +69,3 @@ dht_tcp_server_t *agent_tcp_listen(uv_loop_t *loop, const common_env_t *env,
                                    agent_server_t *srv, int *err) {
     return dht_tcp_listen(loop, env, kp, host, port, NULL, on_accept, srv, err);
 }
-

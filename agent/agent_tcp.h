@@ -20,5 +20,4 @@ dht_tcp_server_t *agent_tcp_listen(uv_loop_t *loop, const common_env_t *env,
                                    const dht_keypair_t *kp, const char *host, uint16_t port,
                                    agent_server_t *srv, int *err);
 
-
 #endif

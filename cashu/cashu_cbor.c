@@ -83,8 +83,12 @@ static int container(cashu_cbor_rd_t *r, int want, size_t *n) {
     return 0;
 }
 
-int cashu_cbor_array(cashu_cbor_rd_t *r, size_t *n) { return container(r, CBOR_ARRAY, n); }
-int cashu_cbor_map(cashu_cbor_rd_t *r, size_t *n) { return container(r, CBOR_MAP, n); }
+int cashu_cbor_array(cashu_cbor_rd_t *r, size_t *n) {
+    return container(r, CBOR_ARRAY, n);
+}
+int cashu_cbor_map(cashu_cbor_rd_t *r, size_t *n) {
+    return container(r, CBOR_MAP, n);
+}
 
 static int skip(cashu_cbor_rd_t *r, int depth) {
     if (depth > CASHU_CBOR_MAX_DEPTH) return COMMON_ETOOBIG;
@@ -114,7 +118,9 @@ static int skip(cashu_cbor_rd_t *r, int depth) {
     }
 }
 
-int cashu_cbor_skip(cashu_cbor_rd_t *r) { return skip(r, 0); }
+int cashu_cbor_skip(cashu_cbor_rd_t *r) {
+    return skip(r, 0);
+}
 
 int cashu_cbor_put_head(common_buf_t *b, int major, uint64_t arg) {
     uint8_t h[9];
@@ -144,7 +150,9 @@ int cashu_cbor_put_head(common_buf_t *b, int major, uint64_t arg) {
     return common_buf_append(b, h, n);
 }
 
-int cashu_cbor_put_uint(common_buf_t *b, uint64_t v) { return cashu_cbor_put_head(b, CBOR_UINT, v); }
+int cashu_cbor_put_uint(common_buf_t *b, uint64_t v) {
+    return cashu_cbor_put_head(b, CBOR_UINT, v);
+}
 
 int cashu_cbor_put_bytes(common_buf_t *b, const void *data, size_t len) {
     int rc = cashu_cbor_put_head(b, CBOR_BYTES, len);
@@ -156,4 +164,6 @@ int cashu_cbor_put_text(common_buf_t *b, const char *s, size_t len) {
     return rc ? rc : common_buf_append(b, s, len);
 }
 
-int cashu_cbor_put_cstr(common_buf_t *b, const char *s) { return cashu_cbor_put_text(b, s, strlen(s)); }
+int cashu_cbor_put_cstr(common_buf_t *b, const char *s) {
+    return cashu_cbor_put_text(b, s, strlen(s));
+}

@@ -23,7 +23,7 @@
 
 #include "common/common_env.h"
 
-#define CASHU_POINT_LEN 33
+#define CASHU_POINT_LEN  33
 #define CASHU_SCALAR_LEN 32
 
 /** @brief Y = hash_to_curve(msg) (NUT-00). For real proofs msg is the UTF-8 secret string. */

@@ -73,7 +73,8 @@ int cashu_keyset_parse_json(const cJSON *obj, cashu_keyset_t *ks) {
         return COMMON_EINVAL;
     strcpy(ks->id, id->valuestring);
     if (unit) {
-        if (!cJSON_IsString(unit) || strlen(unit->valuestring) > CASHU_UNIT_MAX) return COMMON_EINVAL;
+        if (!cJSON_IsString(unit) || strlen(unit->valuestring) > CASHU_UNIT_MAX)
+            return COMMON_EINVAL;
         strcpy(ks->unit, unit->valuestring);
     } else {
         strcpy(ks->unit, "sat");
@@ -118,7 +119,8 @@ int cashu_keyset_id_v2(const cashu_keyset_t *ks, char out[67]) {
     int n = snprintf(line, sizeof line, "|unit:%s", ks->unit);
     crypto_hash_sha256_update(&st, (const uint8_t *)line, (size_t)n);
     if (ks->input_fee_ppk) {
-        n = snprintf(line, sizeof line, "|input_fee_ppk:%llu", (unsigned long long)ks->input_fee_ppk);
+        n = snprintf(line, sizeof line, "|input_fee_ppk:%llu",
+                     (unsigned long long)ks->input_fee_ppk);
         crypto_hash_sha256_update(&st, (const uint8_t *)line, (size_t)n);
     }
     if (ks->final_expiry) {
@@ -150,8 +152,10 @@ const uint8_t *cashu_keyset_key(const cashu_keyset_t *ks, uint64_t amount) {
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (ks->keys[mid].amount == amount) return ks->keys[mid].pub;
-        if (ks->keys[mid].amount < amount) lo = mid + 1;
-        else hi = mid;
+        if (ks->keys[mid].amount < amount)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }

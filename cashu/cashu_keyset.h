@@ -20,7 +20,7 @@
 #define CASHU_KEYSET_MAX_KEYS 64
 #endif
 #define CASHU_KEYSET_ID_HEX_MAX 66 /* v2: 33 bytes */
-#define CASHU_UNIT_MAX 16
+#define CASHU_UNIT_MAX          16
 
 typedef struct cashu_key {
     uint64_t amount;

@@ -59,7 +59,9 @@ void cashu_mint_free(cashu_mint_t *m) {
     free(m);
 }
 
-const char *cashu_mint_url(const cashu_mint_t *m) { return m->url; }
+const char *cashu_mint_url(const cashu_mint_t *m) {
+    return m->url;
+}
 
 void cashu_mint_set_timeouts(cashu_mint_t *m, uint64_t timeout_ms, uint64_t melt_timeout_ms) {
     if (timeout_ms) m->timeout_ms = timeout_ms;
@@ -67,8 +69,10 @@ void cashu_mint_set_timeouts(cashu_mint_t *m, uint64_t timeout_ms, uint64_t melt
 }
 
 static void unlink_call(call_t *c) {
-    if (c->prev) c->prev->next = c->next;
-    else c->m->calls = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->m->calls = c->next;
     if (c->next) c->next->prev = c->prev;
 }
 
@@ -113,10 +117,12 @@ static void on_done(common_http_req_t *req, const common_http_result_t *res, voi
 static int start(cashu_mint_t *m, const char *method, const char *path, const char *body,
                  int long_call, cashu_mint_cb cb, void *ud) {
     char url[1024];
-    if ((size_t)snprintf(url, sizeof url, "%s%s", m->url, path) >= sizeof url) return COMMON_ETOOBIG;
+    if ((size_t)snprintf(url, sizeof url, "%s%s", m->url, path) >= sizeof url)
+        return COMMON_ETOOBIG;
     call_t *c = calloc(1, sizeof *c);
     if (!c) return COMMON_ENOMEM;
-    static const char *const hdrs[] = {"Content-Type: application/json", "Accept: application/json", NULL};
+    static const char *const hdrs[] = {"Content-Type: application/json", "Accept: application/json",
+                                       NULL};
     uint64_t t = long_call ? m->melt_timeout_ms : m->timeout_ms;
     common_http_opts_t o = {
         .method = method,

@@ -29,7 +29,8 @@ static int tag_keys(const cJSON *tag, uint8_t (*keys)[33], size_t *n) {
     int cnt = cJSON_GetArraySize(tag) - 1;
     if (cnt < 1 || cnt > CASHU_P2PK_MAX_KEYS) return CASHU_EBAD_TOKEN;
     for (int i = 0; i < cnt; i++)
-        if (parse_key(cJSON_GetArrayItem(tag, i + 1)->valuestring, keys[i])) return CASHU_EBAD_TOKEN;
+        if (parse_key(cJSON_GetArrayItem(tag, i + 1)->valuestring, keys[i]))
+            return CASHU_EBAD_TOKEN;
     *n = (size_t)cnt;
     return 0;
 }
@@ -54,7 +55,8 @@ static int parse_tree(const cJSON *root, cashu_p2pk_t *out) {
      * duplicate member would mean one lock to us and another to the mint. Refuse it. */
     for (const cJSON *a = body->child; a; a = a->next)
         for (const cJSON *b = a->next; b; b = b->next)
-            if (a->string && b->string && strcmp(a->string, b->string) == 0) return CASHU_EBAD_TOKEN;
+            if (a->string && b->string && strcmp(a->string, b->string) == 0)
+                return CASHU_EBAD_TOKEN;
     const cJSON *nonce = cJSON_GetObjectItemCaseSensitive(body, "nonce");
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(body, "data");
     const cJSON *tags = cJSON_GetObjectItemCaseSensitive(body, "tags");
@@ -72,8 +74,8 @@ static int parse_tree(const cJSON *root, cashu_p2pk_t *out) {
                 if (!cJSON_IsString(v) || !v->valuestring[0]) return CASHU_EBAD_TOKEN;
             }
             const char *name = cJSON_GetArrayItem(tag, 0)->valuestring;
-            static const char *known[] = {"sigflag", "n_sigs", "locktime", "refund", "pubkeys",
-                                          "n_sigs_refund"};
+            static const char *known[] = {"sigflag", "n_sigs",  "locktime",
+                                          "refund",  "pubkeys", "n_sigs_refund"};
             unsigned bit = 0;
             for (unsigned i = 0; i < 6; i++)
                 if (strcmp(name, known[i]) == 0) bit = 1u << i;
@@ -82,9 +84,12 @@ static int parse_tree(const cJSON *root, cashu_p2pk_t *out) {
             seen |= bit;
             int rc = 0;
             if (bit == 1) {
-                const char *f = cJSON_GetArraySize(tag) == 2 ? cJSON_GetArrayItem(tag, 1)->valuestring : "";
-                if (strcmp(f, "SIG_ALL") == 0) out->sig_all = 1;
-                else if (strcmp(f, "SIG_INPUTS") != 0) rc = CASHU_EBAD_TOKEN;
+                const char *f =
+                    cJSON_GetArraySize(tag) == 2 ? cJSON_GetArrayItem(tag, 1)->valuestring : "";
+                if (strcmp(f, "SIG_ALL") == 0)
+                    out->sig_all = 1;
+                else if (strcmp(f, "SIG_INPUTS") != 0)
+                    rc = CASHU_EBAD_TOKEN;
             } else if (bit == 2) {
                 rc = tag_u64(tag, &out->n_sigs);
                 if (!rc && out->n_sigs == 0) rc = CASHU_EBAD_TOKEN;
@@ -137,8 +142,10 @@ int cashu_p2pk_build(const common_env_t *env, const uint8_t data[33], uint64_t l
     common_random(env, nonce, sizeof nonce);
     common_hex_encode(nonce, 32, nh);
     common_hex_encode(data, 33, dh);
-    int rc = common_buf_printf(out, "[\"P2PK\",{\"nonce\":\"%s\",\"data\":\"%s\",\"tags\":[", nh, dh);
-    if (!rc && locktime) rc = common_buf_printf(out, "[\"locktime\",\"%llu\"]", (unsigned long long)locktime);
+    int rc =
+        common_buf_printf(out, "[\"P2PK\",{\"nonce\":\"%s\",\"data\":\"%s\",\"tags\":[", nh, dh);
+    if (!rc && locktime)
+        rc = common_buf_printf(out, "[\"locktime\",\"%llu\"]", (unsigned long long)locktime);
     if (!rc && refund33) {
         common_hex_encode(refund33, 33, rh);
         rc = common_buf_printf(out, "%s[\"refund\",\"%s\"]", locktime ? "," : "", rh);
@@ -204,16 +211,18 @@ int cashu_p2pk_verify_msg(const char *secret, const char *witness, uint64_t now_
     if (rc) return rc;
     if (!p.is_p2pk) return COMMON_EUNSUPPORTED;
     uint8_t h[32];
-    if (msg) crypto_hash_sha256(h, msg, msglen);
-    else crypto_hash_sha256(h, (const uint8_t *)secret, strlen(secret));
+    if (msg)
+        crypto_hash_sha256(h, msg, msglen);
+    else
+        crypto_hash_sha256(h, (const uint8_t *)secret, strlen(secret));
     uint8_t sigs[MAX_SIGS][64];
     int nsigs = witness ? cashu_p2pk_witness_sigs(witness, sigs, MAX_SIGS) : 0;
     if (nsigs < 0) nsigs = 0; /* a malformed witness signs nothing */
     uint8_t main_keys[CASHU_P2PK_MAX_KEYS + 1][33];
     memcpy(main_keys[0], p.data, 33);
     memcpy(main_keys[1], p.pubkeys, p.npubkeys * 33);
-    if (count_signers((const uint8_t(*)[33])main_keys, p.npubkeys + 1,
-                      (const uint8_t(*)[64])sigs, nsigs, h) >= p.n_sigs)
+    if (count_signers((const uint8_t(*)[33])main_keys, p.npubkeys + 1, (const uint8_t(*)[64])sigs,
+                      nsigs, h) >= p.n_sigs)
         return 0;
     if (p.has_locktime && now_unix >= p.locktime) {
         if (p.nrefund == 0) return 0; /* anyone can spend after the locktime */

@@ -24,17 +24,17 @@
 #endif
 
 typedef struct cashu_p2pk {
-    int is_p2pk;        /* kind "P2PK" (0 for other NUT-10 kinds such as "HTLC") */
-    uint8_t data[33];   /* the primary key (valid only when is_p2pk) */
+    int is_p2pk;      /* kind "P2PK" (0 for other NUT-10 kinds such as "HTLC") */
+    uint8_t data[33]; /* the primary key (valid only when is_p2pk) */
     int has_locktime;
-    uint64_t locktime;  /* unix seconds */
-    size_t npubkeys;    /* extra keys of the "pubkeys" tag */
+    uint64_t locktime; /* unix seconds */
+    size_t npubkeys;   /* extra keys of the "pubkeys" tag */
     uint8_t pubkeys[CASHU_P2PK_MAX_KEYS][33];
-    uint64_t n_sigs;    /* default 1 */
+    uint64_t n_sigs; /* default 1 */
     size_t nrefund;
     uint8_t refund[CASHU_P2PK_MAX_KEYS][33];
     uint64_t n_sigs_refund; /* default 1 */
-    int sig_all;        /* sigflag SIG_ALL */
+    int sig_all;            /* sigflag SIG_ALL */
 } cashu_p2pk_t;
 
 /**

@@ -120,7 +120,8 @@ int cashu_proof_from_json(const cJSON *o, cashu_proof_t *p) {
         p->has_dleq = 1;
     }
     if (w && !cJSON_IsNull(w)) {
-        if (!cJSON_IsString(w) || strlen(w->valuestring) > CASHU_WITNESS_MAX) return CASHU_EBAD_TOKEN;
+        if (!cJSON_IsString(w) || strlen(w->valuestring) > CASHU_WITNESS_MAX)
+            return CASHU_EBAD_TOKEN;
         if (!(p->witness = strdup(w->valuestring))) return COMMON_ENOMEM;
     }
     if (!(p->secret = strdup(sec->valuestring))) {
@@ -221,7 +222,8 @@ static int decode_v3(const uint8_t *json, size_t len, cashu_token_t *t) {
     rc = CASHU_EBAD_TOKEN;
     if (u && !cJSON_IsNull(u)) {
         if (!cJSON_IsString(u)) goto out;
-        if ((rc = set_str(&t->unit, u->valuestring, strlen(u->valuestring), CASHU_UNIT_MAX))) goto out;
+        if ((rc = set_str(&t->unit, u->valuestring, strlen(u->valuestring), CASHU_UNIT_MAX)))
+            goto out;
     }
     if (memo && !cJSON_IsNull(memo)) {
         if (!cJSON_IsString(memo)) goto out;
@@ -287,7 +289,8 @@ static int v4_proof(cashu_cbor_rd_t *r, const char *id, cashu_proof_t *p) {
             if (have_a || cashu_cbor_uint(r, &p->amount) || p->amount == 0) return CASHU_EBAD_TOKEN;
             have_a = 1;
         } else if (key_is(k, kl, "s")) {
-            if (p->secret || cashu_cbor_text(r, &s, &sl) || check_secret(s, sl)) return CASHU_EBAD_TOKEN;
+            if (p->secret || cashu_cbor_text(r, &s, &sl) || check_secret(s, sl))
+                return CASHU_EBAD_TOKEN;
             if (!(p->secret = dupn(s, sl))) return COMMON_ENOMEM;
         } else if (key_is(k, kl, "c")) {
             if (v4_fixed(r, p->C, 33) || !cashu_point_valid(p->C)) return CASHU_EBAD_TOKEN;
@@ -321,7 +324,8 @@ static int v4_entry(cashu_cbor_rd_t *r, cashu_token_t *t, size_t *cap) {
         if (key_is(k, kl, "i")) {
             const uint8_t *d;
             size_t l;
-            if (id[0] || cashu_cbor_bytes(r, &d, &l) || (l != 8 && l != 33)) return CASHU_EBAD_TOKEN;
+            if (id[0] || cashu_cbor_bytes(r, &d, &l) || (l != 8 && l != 33))
+                return CASHU_EBAD_TOKEN;
             if (d[0] != 0x00 && d[0] != 0x01) return CASHU_EBAD_TOKEN;
             if (l == 33 && d[0] != 0x01) return CASHU_EBAD_TOKEN;
             common_hex_encode(d, l, id);
@@ -385,8 +389,10 @@ static int decode_v4(const uint8_t *cbor, size_t len, cashu_token_t *t) {
 
 static int finish(cashu_token_t *t, int rc, int version) {
     if (!rc && !t->unit && !(t->unit = strdup("sat"))) rc = COMMON_ENOMEM;
-    if (rc) cashu_token_free(t);
-    else t->version = version;
+    if (rc)
+        cashu_token_free(t);
+    else
+        t->version = version;
     return rc;
 }
 
@@ -394,16 +400,21 @@ int cashu_token_decode(const char *s, size_t len, cashu_token_t *out) {
     memset(out, 0, sizeof *out);
     if (!s || len < 7 || len > CASHU_TOKEN_MAX_LEN) return CASHU_EBAD_TOKEN;
     int version;
-    if (memcmp(s, "cashuA", 6) == 0) version = 3;
-    else if (memcmp(s, "cashuB", 6) == 0) version = 4;
-    else return CASHU_EBAD_TOKEN;
+    if (memcmp(s, "cashuA", 6) == 0)
+        version = 3;
+    else if (memcmp(s, "cashuB", 6) == 0)
+        version = 4;
+    else
+        return CASHU_EBAD_TOKEN;
     size_t cap = (len - 6) / 4 * 3 + 3;
     uint8_t *raw = malloc(cap);
     if (!raw) return COMMON_ENOMEM;
     size_t rl = 0;
     int rc = common_b64_decode(s + 6, len - 6, raw, cap, &rl);
-    if (rc) rc = rc == COMMON_ENOMEM ? rc : CASHU_EBAD_TOKEN;
-    else rc = version == 3 ? decode_v3(raw, rl, out) : decode_v4(raw, rl, out);
+    if (rc)
+        rc = rc == COMMON_ENOMEM ? rc : CASHU_EBAD_TOKEN;
+    else
+        rc = version == 3 ? decode_v3(raw, rl, out) : decode_v4(raw, rl, out);
     free(raw);
     return finish(out, rc, version);
 }
@@ -481,7 +492,8 @@ int cashu_token_encode_v4(const cashu_token_t *t, int short_ids, common_buf_t *o
         for (size_t i = 0; i < t->nproofs; i++) {
             const cashu_proof_t *p = &t->proofs[i];
             if (strcmp(p->id, id) != 0) continue;
-            rc |= cashu_cbor_put_head(&b, CBOR_MAP, 3 + (p->has_dleq ? 1 : 0) + (p->witness ? 1 : 0));
+            rc |=
+                cashu_cbor_put_head(&b, CBOR_MAP, 3 + (p->has_dleq ? 1 : 0) + (p->witness ? 1 : 0));
             rc |= cashu_cbor_put_cstr(&b, "a");
             rc |= cashu_cbor_put_uint(&b, p->amount);
             rc |= cashu_cbor_put_cstr(&b, "s");
@@ -507,8 +519,10 @@ int cashu_token_encode_v4(const cashu_token_t *t, int short_ids, common_buf_t *o
         }
     }
     free(grp);
-    if (!rc) rc = b64_out("cashuB", b.data, b.len, out);
-    else rc = COMMON_ENOMEM;
+    if (!rc)
+        rc = b64_out("cashuB", b.data, b.len, out);
+    else
+        rc = COMMON_ENOMEM;
     common_buf_free(&b);
     return rc;
 }

@@ -74,7 +74,9 @@ struct cashu_wallet {
 /* ------------------------------------------------------------------------------------------ */
 /* small helpers */
 
-static const common_log_t *LOGP(const cashu_wallet_t *w) { return w->env ? w->env->log : NULL; }
+static const common_log_t *LOGP(const cashu_wallet_t *w) {
+    return w->env ? w->env->log : NULL;
+}
 
 static void crash_point(const char *kind, const char *point) {
     const char *at = getenv("CASHU_CRASH_AT");
@@ -88,7 +90,9 @@ static void crash_point(const char *kind, const char *point) {
     }
 }
 
-static uint64_t now_unix(const cashu_wallet_t *w) { return common_unix_ms(w->env) / 1000; }
+static uint64_t now_unix(const cashu_wallet_t *w) {
+    return common_unix_ms(w->env) / 1000;
+}
 
 /* Run SQL with bindings: fmt chars t=text (NULL ok), i=int64, u=uint64 (≤ INT64_MAX). */
 static int db_vrun(cashu_wallet_t *w, sqlite3_stmt **keep, const char *sql, const char *fmt,
@@ -102,8 +106,10 @@ static int db_vrun(cashu_wallet_t *w, sqlite3_stmt **keep, const char *sql, cons
     for (const char *f = fmt; f && *f; f++, idx++) {
         if (*f == 't') {
             const char *s = va_arg(ap, const char *);
-            if (s) sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
-            else sqlite3_bind_null(st, idx);
+            if (s)
+                sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
+            else
+                sqlite3_bind_null(st, idx);
         } else if (*f == 'i') {
             sqlite3_bind_int64(st, idx, va_arg(ap, int64_t));
         } else if (*f == 'u') {
@@ -144,9 +150,15 @@ static int db_query(cashu_wallet_t *w, sqlite3_stmt **st, const char *sql, const
     return rc;
 }
 
-static int db_begin(cashu_wallet_t *w) { return common_db_begin(w->db, w->env); }
-static int db_commit(cashu_wallet_t *w) { return common_db_commit(w->db, w->env); }
-static void db_rollback(cashu_wallet_t *w) { common_db_rollback(w->db); }
+static int db_begin(cashu_wallet_t *w) {
+    return common_db_begin(w->db, w->env);
+}
+static int db_commit(cashu_wallet_t *w) {
+    return common_db_commit(w->db, w->env);
+}
+static void db_rollback(cashu_wallet_t *w) {
+    common_db_rollback(w->db);
+}
 
 static const char *col_text(sqlite3_stmt *st, int i) {
     const unsigned char *s = sqlite3_column_text(st, i);
@@ -193,11 +205,12 @@ static int keyset_store(cashu_wallet_t *w, const char *mint, const cashu_keyset_
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!s) return COMMON_ENOMEM;
-    int rc = db_run(w,
-                    "INSERT INTO keysets(mint,id,unit,active,fee_ppk,final_expiry,keys) "
-                    "VALUES(?,?,?,?,?,?,?) ON CONFLICT(mint,id) DO UPDATE SET active=excluded.active",
-                    "tttiuut", mint, ks->id, ks->unit, (int64_t)ks->active, ks->input_fee_ppk,
-                    ks->final_expiry, s);
+    int rc =
+        db_run(w,
+               "INSERT INTO keysets(mint,id,unit,active,fee_ppk,final_expiry,keys) "
+               "VALUES(?,?,?,?,?,?,?) ON CONFLICT(mint,id) DO UPDATE SET active=excluded.active",
+               "tttiuut", mint, ks->id, ks->unit, (int64_t)ks->active, ks->input_fee_ppk,
+               ks->final_expiry, s);
     free(s);
     return rc;
 }
@@ -221,8 +234,9 @@ static int mint_add_keyset(mintc_t *mc, const cashu_keyset_t *ks) {
 
 static void mint_load_cached(cashu_wallet_t *w, mintc_t *mc) {
     sqlite3_stmt *st;
-    if (db_query(w, &st, "SELECT id,unit,active,fee_ppk,final_expiry,keys FROM keysets WHERE mint=?",
-                 "t", mc->url))
+    if (db_query(w, &st,
+                 "SELECT id,unit,active,fee_ppk,final_expiry,keys FROM keysets WHERE mint=?", "t",
+                 mc->url))
         return;
     while (sqlite3_step(st) == SQLITE_ROW) {
         cashu_keyset_t ks;
@@ -245,7 +259,8 @@ static mintc_t *mint_get(cashu_wallet_t *w, const char *url, int create) {
     while (n > 0 && url[n - 1] == '/') n--;
     if (n == 0) return NULL;
     for (size_t i = 0; i < w->nmints; i++)
-        if (strlen(w->mints[i].url) == n && strncmp(w->mints[i].url, url, n) == 0) return &w->mints[i];
+        if (strlen(w->mints[i].url) == n && strncmp(w->mints[i].url, url, n) == 0)
+            return &w->mints[i];
     if (!create || w->nmints >= CASHU_WALLET_MAX_MINTS) return NULL;
     mintc_t *mc = &w->mints[w->nmints];
     memset(mc, 0, sizeof *mc);
@@ -382,18 +397,23 @@ static void op_reset_io(op_t *op) {
 
 static void op_unlink(op_t *op) {
     cashu_wallet_t *w = op->w;
-    if (op->prev_live) op->prev_live->next_live = op->next_live;
-    else if (w->ops == op) w->ops = op->next_live;
+    if (op->prev_live)
+        op->prev_live->next_live = op->next_live;
+    else if (w->ops == op)
+        w->ops = op->next_live;
     if (op->next_live) op->next_live->prev_live = op->prev_live;
     op->next_live = op->prev_live = NULL;
 }
 
-static void timer_closed(uv_handle_t *h) { op_free(h->data); }
+static void timer_closed(uv_handle_t *h) {
+    op_free(h->data);
+}
 
 static void deliver(uv_timer_t *t) {
     op_t *op = t->data;
     op_unlink(op);
-    op->res.detail = op->detail[0] ? op->detail : (op->res.err ? common_strerror(op->res.err) : "ok");
+    op->res.detail =
+        op->detail[0] ? op->detail : (op->res.err ? common_strerror(op->res.err) : "ok");
     op->res.tokens = op->tokens;
     op->res.ntokens = op->tokens ? op->ntokens : 0;
     op->res.bundle_ids = op->bundle_ids;
@@ -418,7 +438,8 @@ static void op_finish(op_t *op, int err, const char *fmt, ...) {
     uv_timer_start(&op->timer, deliver, 0, 0);
 }
 
-static op_t *op_new(cashu_wallet_t *w, mintc_t *mc, const char *kind, cashu_wallet_cb cb, void *ud) {
+static op_t *op_new(cashu_wallet_t *w, mintc_t *mc, const char *kind, cashu_wallet_cb cb,
+                    void *ud) {
     op_t *op = calloc(1, sizeof *op);
     if (!op) return NULL;
     op->w = w;
@@ -436,8 +457,10 @@ static op_t *op_new(cashu_wallet_t *w, mintc_t *mc, const char *kind, cashu_wall
 
 static void op_fail_mint(op_t *op, const cashu_mint_resp_t *r, const char *what) {
     op->res.mint_code = r->mint_code;
-    if (r->mint_code) op_finish(op, r->err, "%s: %s (mint code %d)", what, r->detail, r->mint_code);
-    else op_finish(op, r->err, "%s: %s", what, r->detail);
+    if (r->mint_code)
+        op_finish(op, r->err, "%s: %s (mint code %d)", what, r->detail, r->mint_code);
+    else
+        op_finish(op, r->err, "%s: %s", what, r->detail);
 }
 
 /* Add an input proof (copied). */
@@ -539,8 +562,8 @@ static int proof_insert(cashu_wallet_t *w, const char *mint, const cashu_proof_t
                   "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                   "tttutttttttiiutti", y, mint, p->id, p->amount, p->secret, ch, p->witness,
                   p->has_dleq ? e : NULL, p->has_dleq ? s : NULL,
-                  p->has_dleq && p->dleq.has_r ? r : NULL, state, op, bundle, locktime, lk[0] ? lk : NULL, rk[0] ? rk : NULL,
-                  (int64_t)common_unix_ms(w->env));
+                  p->has_dleq && p->dleq.has_r ? r : NULL, state, op, bundle, locktime,
+                  lk[0] ? lk : NULL, rk[0] ? rk : NULL, (int64_t)common_unix_ms(w->env));
 }
 
 /* Journal: op row, inputs → pending (prev state kept), outputs with secrets and r. */
@@ -550,8 +573,10 @@ static int op_commit_journal(op_t *op, const char *quote, uint64_t amount) {
     if (rc) return rc;
     int64_t now = (int64_t)common_unix_ms(w->env);
     if (!op->id) {
-        rc = db_run(w, "INSERT INTO ops(kind,state,mint,quote,amount,created,updated) VALUES(?,?,?,?,?,?,?)",
-                    "ttttuii", op->kind, "open", op->mc->url, quote, amount, now, now);
+        rc = db_run(
+            w,
+            "INSERT INTO ops(kind,state,mint,quote,amount,created,updated) VALUES(?,?,?,?,?,?,?)",
+            "ttttuii", op->kind, "open", op->mc->url, quote, amount, now, now);
         if (rc) goto fail;
         op->id = sqlite3_last_insert_rowid(w->db);
     } else {
@@ -560,7 +585,8 @@ static int op_commit_journal(op_t *op, const char *quote, uint64_t amount) {
     }
     for (size_t i = 0; i < op->nin; i++) {
         sqlite3_stmt *st;
-        if ((rc = db_query(w, &st, "SELECT state FROM proofs WHERE y=?", "t", op->in_y[i]))) goto fail;
+        if ((rc = db_query(w, &st, "SELECT state FROM proofs WHERE y=?", "t", op->in_y[i])))
+            goto fail;
         if (sqlite3_step(st) != SQLITE_ROW) {
             sqlite3_finalize(st);
             rc = COMMON_ESTATE;
@@ -585,13 +611,15 @@ static int op_commit_journal(op_t *op, const char *quote, uint64_t amount) {
         char r[65], b[67];
         common_hex_encode(op->outs[i].r, 32, r);
         common_hex_encode(op->outs[i].B, 33, b);
-        rc = db_run(w, "INSERT INTO op_outputs(op,idx,keyset,amount,secret,r,b,role,bundle) VALUES(?,?,?,?,?,?,?,?,?)",
+        rc = db_run(w,
+                    "INSERT INTO op_outputs(op,idx,keyset,amount,secret,r,b,role,bundle) "
+                    "VALUES(?,?,?,?,?,?,?,?,?)",
                     "iitutttti", op->id, (int64_t)i, op->outs[i].keyset, op->outs[i].amount,
                     op->outs[i].secret, r, b, op->outs[i].role, op->outs[i].bundle);
         sodium_memzero(r, sizeof r);
         if (rc) goto fail;
-        if (op->outs[i].bundle &&
-            (rc = db_run(w, "UPDATE bundles SET op=? WHERE id=?", "ii", op->id, op->outs[i].bundle)))
+        if (op->outs[i].bundle && (rc = db_run(w, "UPDATE bundles SET op=? WHERE id=?", "ii",
+                                               op->id, op->outs[i].bundle)))
             goto fail;
     }
     if ((rc = db_commit(w))) goto fail;
@@ -685,12 +713,14 @@ static int op_apply(op_t *op, const cJSON *sigs, uint64_t amount, uint64_t fee, 
     cJSON_ArrayForEach(s, sigs) {
         if ((rc = store_signature(op, i++, s, bad_dleq))) goto fail;
     }
-    if ((rc = db_run(w, "UPDATE proofs SET state='spent' WHERE op=? AND state='pending'", "i", op->id)))
+    if ((rc = db_run(w, "UPDATE proofs SET state='spent' WHERE op=? AND state='pending'", "i",
+                     op->id)))
         goto fail;
-    if ((rc = db_run(w, "UPDATE bundles SET state='ready' WHERE op=? AND state='pending'", "i", op->id)))
+    if ((rc = db_run(w, "UPDATE bundles SET state='ready' WHERE op=? AND state='pending'", "i",
+                     op->id)))
         goto fail;
-    if ((rc = db_run(w, "UPDATE ops SET state='done', amount=?, fee=?, updated=? WHERE id=?", "uuii",
-                     amount, fee, (int64_t)common_unix_ms(w->env), op->id)))
+    if ((rc = db_run(w, "UPDATE ops SET state='done', amount=?, fee=?, updated=? WHERE id=?",
+                     "uuii", amount, fee, (int64_t)common_unix_ms(w->env), op->id)))
         goto fail;
     return db_commit(w);
 fail:
@@ -703,12 +733,14 @@ static int op_revert(cashu_wallet_t *w, int64_t id, const char *detail) {
     int rc = db_begin(w);
     if (rc) return rc;
     rc = db_run(w,
-                "UPDATE proofs SET state=(SELECT prev_state FROM op_inputs i WHERE i.op=? AND i.y=proofs.y) "
+                "UPDATE proofs SET state=(SELECT prev_state FROM op_inputs i WHERE i.op=? AND "
+                "i.y=proofs.y) "
                 "WHERE op=? AND state='pending'",
                 "ii", id, id);
     if (!rc) rc = db_run(w, "UPDATE bundles SET state='failed' WHERE op=?", "i", id);
-    if (!rc) rc = db_run(w, "UPDATE ops SET state='failed', detail=?, updated=? WHERE id=?", "tii",
-                         detail, (int64_t)common_unix_ms(w->env), id);
+    if (!rc)
+        rc = db_run(w, "UPDATE ops SET state='failed', detail=?, updated=? WHERE id=?", "tii",
+                    detail, (int64_t)common_unix_ms(w->env), id);
     if (rc) {
         db_rollback(w);
         return rc;
@@ -748,7 +780,8 @@ static int load_op(cashu_wallet_t *w, int64_t id, op_t *op, char *quote, size_t 
     if (!op->mc) return COMMON_ENOMEM;
     op->id = id;
     if ((rc = db_query(w, &st,
-                       "SELECT p.keyset,p.amount,p.secret,p.c,p.witness FROM op_inputs i JOIN proofs p ON p.y=i.y WHERE i.op=?",
+                       "SELECT p.keyset,p.amount,p.secret,p.c,p.witness FROM op_inputs i JOIN "
+                       "proofs p ON p.y=i.y WHERE i.op=?",
                        "i", id)))
         return rc;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -764,8 +797,10 @@ static int load_op(cashu_wallet_t *w, int64_t id, op_t *op, char *quote, size_t 
     }
     sqlite3_finalize(st);
     if (rc) return rc;
-    if ((rc = db_query(w, &st, "SELECT keyset,amount,secret,r,b,role,bundle FROM op_outputs WHERE op=? ORDER BY idx",
-                       "i", id)))
+    if ((rc = db_query(
+             w, &st,
+             "SELECT keyset,amount,secret,r,b,role,bundle FROM op_outputs WHERE op=? ORDER BY idx",
+             "i", id)))
         return rc;
     while (sqlite3_step(st) == SQLITE_ROW) {
         out_spec_t *no = realloc(op->outs, (op->nout + 1) * sizeof *no);
@@ -812,30 +847,42 @@ static void rec_resolve(rec_t *r) {
         if (r->restored || (op->nout == 0 && r->spent_inputs == (int)op->nin)) {
             /* the operation happened: inputs spent; restored outputs stored; op done */
             rc = db_begin(w);
-            if (!rc) rc = db_run(w, "UPDATE proofs SET state='spent' WHERE op=? AND state='pending'", "i", op->id);
-            if (!rc) rc = db_run(w, "UPDATE bundles SET state='ready' WHERE op=? AND state='pending'", "i", op->id);
-            if (!rc) rc = db_run(w, "UPDATE ops SET state='done', detail='recovered', updated=? WHERE id=?",
-                                 "ii", (int64_t)common_unix_ms(w->env), op->id);
-            if (rc) db_rollback(w);
-            else rc = db_commit(w);
+            if (!rc)
+                rc = db_run(w, "UPDATE proofs SET state='spent' WHERE op=? AND state='pending'",
+                            "i", op->id);
+            if (!rc)
+                rc = db_run(w, "UPDATE bundles SET state='ready' WHERE op=? AND state='pending'",
+                            "i", op->id);
+            if (!rc)
+                rc = db_run(w,
+                            "UPDATE ops SET state='done', detail='recovered', updated=? WHERE id=?",
+                            "ii", (int64_t)common_unix_ms(w->env), op->id);
+            if (rc)
+                db_rollback(w);
+            else
+                rc = db_commit(w);
             return rec_finish(r, rc);
         }
         /* not applied: inputs the mint reports spent were spent elsewhere; the rest go back */
         rc = db_begin(w);
         for (size_t i = 0; !rc && i < op->nin; i++)
             if (r->in_state && r->in_state[i] == 'S')
-                rc = db_run(w, "UPDATE proofs SET state='spent' WHERE y=? AND state='pending'", "t", op->in_y[i]);
-        if (rc) db_rollback(w);
-        else rc = db_commit(w);
+                rc = db_run(w, "UPDATE proofs SET state='spent' WHERE y=? AND state='pending'", "t",
+                            op->in_y[i]);
+        if (rc)
+            db_rollback(w);
+        else
+            rc = db_commit(w);
         if (!rc)
-            rc = op_revert(w, op->id, r->spent_inputs ? "inputs already spent (recovered)"
-                                                     : "not applied by the mint (recovered)");
+            rc = op_revert(w, op->id,
+                           r->spent_inputs ? "inputs already spent (recovered)"
+                                           : "not applied by the mint (recovered)");
         return rec_finish(r, rc ? rc : (r->spent_inputs ? CASHU_ESPENT : CASHU_EMINT));
     }
     /* mint op: no inputs */
     if (r->restored) {
-        rc = db_run(w, "UPDATE ops SET state='done', detail='recovered', updated=? WHERE id=?", "ii",
-                    (int64_t)common_unix_ms(w->env), op->id);
+        rc = db_run(w, "UPDATE ops SET state='done', detail='recovered', updated=? WHERE id=?",
+                    "ii", (int64_t)common_unix_ms(w->env), op->id);
         return rec_finish(r, rc);
     }
     if (!r->quote[0]) {
@@ -867,7 +914,8 @@ static void rec_after_quote(void *ud, const cashu_mint_resp_t *resp) {
     }
     if (strcmp(state, "PAID") == 0 && r->op->nout == 0) {
         uint64_t amount;
-        if (cashu_json_u64(cJSON_GetObjectItemCaseSensitive(resp->json, "amount"), &amount) || !amount)
+        if (cashu_json_u64(cJSON_GetObjectItemCaseSensitive(resp->json, "amount"), &amount) ||
+            !amount)
             return rec_finish(r, CASHU_EMINT);
         r->op->kind = "mint";
         int rc = op_add_outputs(r->op, amount, "unspent", 0, NULL, 0, NULL);
@@ -897,7 +945,8 @@ static void rec_after_mint(void *ud, const cashu_mint_resp_t *resp) {
     int bad = 0;
     uint64_t amt = 0;
     for (size_t i = 0; i < r->op->nout; i++) amt += r->op->outs[i].amount;
-    int rc = op_apply(r->op, cJSON_GetObjectItemCaseSensitive(resp->json, "signatures"), amt, 0, &bad);
+    int rc =
+        op_apply(r->op, cJSON_GetObjectItemCaseSensitive(resp->json, "signatures"), amt, 0, &bad);
     rec_finish(r, rc);
 }
 
@@ -908,12 +957,15 @@ static void rec_after_restore(void *ud, const cashu_mint_resp_t *resp) {
     if (resp->err) return rec_finish(r, resp->err);
     const cJSON *outs = cJSON_GetObjectItemCaseSensitive(resp->json, "outputs");
     const cJSON *sigs = cJSON_GetObjectItemCaseSensitive(resp->json, "signatures");
-    if (!cJSON_IsArray(outs) || !cJSON_IsArray(sigs) || cJSON_GetArraySize(outs) != cJSON_GetArraySize(sigs))
+    if (!cJSON_IsArray(outs) || !cJSON_IsArray(sigs) ||
+        cJSON_GetArraySize(outs) != cJSON_GetArraySize(sigs))
         return rec_finish(r, CASHU_EMINT);
     int rc = db_begin(w), bad = 0;
     for (int k = 0; !rc && k < cJSON_GetArraySize(outs); k++) {
         uint8_t B[33];
-        if (cashu_json_hex(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(outs, k), "B_"), B, 33)) continue;
+        if (cashu_json_hex(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(outs, k), "B_"), B,
+                           33))
+            continue;
         for (size_t i = 0; i < op->nout; i++) {
             if (memcmp(op->outs[i].B, B, 33) != 0) continue;
             /* skip outputs already stored (idempotent) */
@@ -932,8 +984,10 @@ static void rec_after_restore(void *ud, const cashu_mint_resp_t *resp) {
             break;
         }
     }
-    if (rc) db_rollback(w);
-    else rc = db_commit(w);
+    if (rc)
+        db_rollback(w);
+    else
+        rc = db_commit(w);
     if (rc) return rec_finish(r, rc);
     if (op->nin == 0) return rec_resolve(r);
     cJSON *body = cJSON_CreateObject();
@@ -957,9 +1011,12 @@ static void rec_after_checkstate(void *ud, const cashu_mint_resp_t *resp) {
     cJSON_ArrayForEach(s, states) {
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(s, "state");
         const char *v = cJSON_IsString(st) ? st->valuestring : "";
-        if (strcmp(v, "SPENT") == 0) r->spent_inputs++, r->in_state[i] = 'S';
-        else if (strcmp(v, "PENDING") == 0) r->pending_inputs++, r->in_state[i] = 'P';
-        else r->unspent_inputs++, r->in_state[i] = 'U';
+        if (strcmp(v, "SPENT") == 0)
+            r->spent_inputs++, r->in_state[i] = 'S';
+        else if (strcmp(v, "PENDING") == 0)
+            r->pending_inputs++, r->in_state[i] = 'P';
+        else
+            r->unspent_inputs++, r->in_state[i] = 'U';
         i++;
     }
     rec_resolve(r);
@@ -1005,12 +1062,16 @@ static void after_rec_inline(rec_t *r, int err) {
     free(pc);
     if (err == COMMON_EAGAIN || err == CASHU_EMINT_UNREACHABLE) {
         snprintf(op->detail, sizeof op->detail,
-                 "outcome unknown (mint unreachable or request pending); kept for recovery: run `check`");
+                 "outcome unknown (mint unreachable or request pending); kept for recovery: run "
+                 "`check`");
         cont(op, CASHU_EMINT_UNREACHABLE);
         return;
     }
-    if (err == CASHU_ESPENT) snprintf(op->detail, sizeof op->detail, "proofs already spent (mint code 11001)");
-    if (err == 0) snprintf(op->detail, sizeof op->detail, "applied by the mint; outputs recovered with restore");
+    if (err == CASHU_ESPENT)
+        snprintf(op->detail, sizeof op->detail, "proofs already spent (mint code 11001)");
+    if (err == 0)
+        snprintf(op->detail, sizeof op->detail,
+                 "applied by the mint; outputs recovered with restore");
     cont(op, err); /* 0: the mint had applied it and we recovered the outputs */
 }
 
@@ -1027,18 +1088,25 @@ static void post_done(void *ud, const cashu_mint_resp_t *r) {
             const char *state = cJSON_IsString(st) ? st->valuestring : "";
             if (strcmp(state, "PAID") == 0) {
                 rc = db_begin(w);
-                if (!rc) rc = db_run(w, "UPDATE proofs SET state='spent' WHERE op=? AND state='pending'", "i", op->id);
-                if (!rc) rc = db_run(w, "UPDATE ops SET state='done', amount=?, fee=?, updated=? WHERE id=?",
-                                     "uuii", pc->amount, pc->fee, (int64_t)common_unix_ms(w->env), op->id);
-                if (rc) db_rollback(w);
-                else rc = db_commit(w);
+                if (!rc)
+                    rc = db_run(w, "UPDATE proofs SET state='spent' WHERE op=? AND state='pending'",
+                                "i", op->id);
+                if (!rc)
+                    rc = db_run(
+                        w, "UPDATE ops SET state='done', amount=?, fee=?, updated=? WHERE id=?",
+                        "uuii", pc->amount, pc->fee, (int64_t)common_unix_ms(w->env), op->id);
+                if (rc)
+                    db_rollback(w);
+                else
+                    rc = db_commit(w);
             } else if (strcmp(state, "UNPAID") == 0) {
                 rc = op_revert(w, op->id, "melt not paid");
                 if (!rc) rc = CASHU_EMINT;
                 snprintf(op->detail, sizeof op->detail, "the mint did not pay the invoice");
             } else {
                 rc = CASHU_EMINT_UNREACHABLE;
-                snprintf(op->detail, sizeof op->detail, "melt pending at the mint; run `check` later");
+                snprintf(op->detail, sizeof op->detail,
+                         "melt pending at the mint; run `check` later");
             }
         } else {
             rc = op_apply(op, cJSON_GetObjectItemCaseSensitive(r->json, "signatures"), pc->amount,
@@ -1228,7 +1296,8 @@ static void load_info_done(void *ud, const cashu_mint_resp_t *r) {
         snprintf(lc->op->detail, sizeof lc->op->detail, "mint %s: %s", lc->op->mc->url, r->detail);
         return load_finish(lc, r->err);
     }
-    const cJSON *n11 = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r->json, "nuts"), "11");
+    const cJSON *n11 =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r->json, "nuts"), "11");
     lc->op->mc->nut11 = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n11, "supported"));
     int rc = cashu_mint_get(lc->op->mc->api, "/v1/keysets", load_keysets_done, lc);
     if (rc) load_finish(lc, rc);
@@ -1302,7 +1371,8 @@ int cashu_wallet_open(uv_loop_t *loop, common_http_t *http, const common_env_t *
     w->melt_timeout_ms = opts->melt_timeout_ms ? opts->melt_timeout_ms : 600000;
     w->token_v3 = opts->token_v3;
     int rc = common_db_open(opts->db_path, env, &w->db);
-    if (!rc) rc = common_db_migrate(w->db, migrations, sizeof migrations / sizeof migrations[0], env);
+    if (!rc)
+        rc = common_db_migrate(w->db, migrations, sizeof migrations / sizeof migrations[0], env);
     if (rc) goto fail;
     size_t len = 0;
     rc = common_read_private(opts->key_path, w->sk, sizeof w->sk, &len);
@@ -1311,7 +1381,8 @@ int cashu_wallet_open(uv_loop_t *loop, common_http_t *http, const common_env_t *
         rc = common_write_private(opts->key_path, w->sk, sizeof w->sk, 1);
         len = sizeof w->sk;
         /* Another process created the key first: use its key, not ours. */
-        if (rc == COMMON_EEXIST) rc = common_read_private(opts->key_path, w->sk, sizeof w->sk, &len);
+        if (rc == COMMON_EEXIST)
+            rc = common_read_private(opts->key_path, w->sk, sizeof w->sk, &len);
     }
     if (rc) goto fail;
     if (len != 32 || !cashu_scalar_valid(w->sk)) {
@@ -1339,16 +1410,20 @@ void cashu_wallet_free(cashu_wallet_t *w) {
         op_t *op = w->ops;
         op_unlink(op);
         op->cb = NULL;
-        if (!uv_is_closing((uv_handle_t *)&op->timer)) uv_close((uv_handle_t *)&op->timer, timer_closed);
+        if (!uv_is_closing((uv_handle_t *)&op->timer))
+            uv_close((uv_handle_t *)&op->timer, timer_closed);
     }
     common_db_close(w->db);
     sodium_memzero(w->sk, sizeof w->sk);
     free(w);
 }
 
-const uint8_t *cashu_wallet_pubkey(const cashu_wallet_t *w) { return w->pk; }
+const uint8_t *cashu_wallet_pubkey(const cashu_wallet_t *w) {
+    return w->pk;
+}
 
-int cashu_wallet_add_keyset(cashu_wallet_t *w, const char *mint, const cashu_keyset_t *ks, int nut11) {
+int cashu_wallet_add_keyset(cashu_wallet_t *w, const char *mint, const cashu_keyset_t *ks,
+                            int nut11) {
     int rc = cashu_keyset_verify_id(ks);
     if (rc) return rc;
     mintc_t *mc = mint_get(w, mint, 1);
@@ -1367,18 +1442,24 @@ int cashu_wallet_balance(cashu_wallet_t *w, const char *mint, cashu_balance_t *o
         while (n > 0 && mint[n - 1] == '/') n--;
         snprintf(url, sizeof url, "%.*s", (int)n, mint);
     }
-    int rc = db_query(w, &st,
-                      "SELECT state, SUM(amount) FROM proofs WHERE (?1 IS NULL OR mint=?1) GROUP BY state",
-                      "t", mint ? url : NULL);
+    int rc = db_query(
+        w, &st,
+        "SELECT state, SUM(amount) FROM proofs WHERE (?1 IS NULL OR mint=?1) GROUP BY state", "t",
+        mint ? url : NULL);
     if (rc) return rc;
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *s = col_text(st, 0);
         uint64_t v = (uint64_t)sqlite3_column_int64(st, 1);
-        if (!strcmp(s, "unspent")) out->unspent = v;
-        else if (!strcmp(s, "reserved")) out->reserved = v;
-        else if (!strcmp(s, "sent")) out->sent = v;
-        else if (!strcmp(s, "incoming")) out->incoming = v;
-        else if (!strcmp(s, "pending")) out->pending = v;
+        if (!strcmp(s, "unspent"))
+            out->unspent = v;
+        else if (!strcmp(s, "reserved"))
+            out->reserved = v;
+        else if (!strcmp(s, "sent"))
+            out->sent = v;
+        else if (!strcmp(s, "incoming"))
+            out->incoming = v;
+        else if (!strcmp(s, "pending"))
+            out->pending = v;
     }
     sqlite3_finalize(st);
     return 0;
@@ -1386,9 +1467,10 @@ int cashu_wallet_balance(cashu_wallet_t *w, const char *mint, cashu_balance_t *o
 
 int cashu_wallet_history(cashu_wallet_t *w, size_t limit, cashu_history_fn fn, void *ud) {
     sqlite3_stmt *st;
-    int rc = db_query(w, &st,
-                      "SELECT id,kind,state,mint,amount,fee,created,detail FROM ops ORDER BY id DESC LIMIT ?",
-                      "i", (int64_t)limit);
+    int rc = db_query(
+        w, &st,
+        "SELECT id,kind,state,mint,amount,fee,created,detail FROM ops ORDER BY id DESC LIMIT ?",
+        "i", (int64_t)limit);
     if (rc) return rc;
     while (sqlite3_step(st) == SQLITE_ROW)
         fn(ud, sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
@@ -1403,7 +1485,8 @@ static int select_proofs(op_t *op, uint64_t target) {
     cashu_wallet_t *w = op->w;
     sqlite3_stmt *st;
     int rc = db_query(w, &st,
-                      "SELECT keyset,amount,secret,c,dleq_e,dleq_s,dleq_r FROM proofs WHERE mint=? AND state='unspent' "
+                      "SELECT keyset,amount,secret,c,dleq_e,dleq_s,dleq_r FROM proofs WHERE mint=? "
+                      "AND state='unspent' "
                       "ORDER BY amount DESC",
                       "t", op->mc->url);
     if (rc) return rc;
@@ -1429,7 +1512,9 @@ static int select_proofs(op_t *op, uint64_t target) {
 /* ------------------------------------------------------------------------------------------ */
 /* load_mint */
 
-static void load_only_done(op_t *op, int err) { op_finish(op, err, NULL); }
+static void load_only_done(op_t *op, int err) {
+    op_finish(op, err, NULL);
+}
 
 static int start_op(cashu_wallet_t *w, const char *mint, const char *kind, cashu_wallet_cb cb,
                     void *ud, op_t **out) {
@@ -1467,7 +1552,9 @@ static void quote_done(void *ud, const cashu_mint_resp_t *r) {
     snprintf(op->state, sizeof op->state, "%s", cJSON_IsString(st) ? st->valuestring : "UNPAID");
     int64_t now = (int64_t)common_unix_ms(op->w->env);
     /* Remember the quote (a bearer secret for minting) so a crash while waiting loses nothing. */
-    int rc = db_run(op->w, "INSERT INTO ops(kind,state,mint,quote,request,amount,created,updated) VALUES('mint','quote',?,?,?,?,?,?)",
+    int rc = db_run(op->w,
+                    "INSERT INTO ops(kind,state,mint,quote,request,amount,created,updated) "
+                    "VALUES('mint','quote',?,?,?,?,?,?)",
                     "tttuii", op->mc->url, op->quote, op->request, op->amount, now, now);
     op->res.amount = op->amount;
     op_finish(op, rc, NULL);
@@ -1510,12 +1597,13 @@ static void mint_state_done(void *ud, const cashu_mint_resp_t *r) {
     snprintf(op->state, sizeof op->state, "%s", cJSON_IsString(st) ? st->valuestring : "?");
     if (strcmp(op->state, "PAID") != 0) return op_finish(op, 0, NULL); /* caller polls again */
     uint64_t amount;
-    if (cashu_json_u64(am, &amount) || amount == 0) return op_finish(op, CASHU_EMINT, "quote without amount");
+    if (cashu_json_u64(am, &amount) || amount == 0)
+        return op_finish(op, CASHU_EMINT, "quote without amount");
     op->amount = amount;
     /* find the op row of this quote (created by mint_quote) to reuse it */
     sqlite3_stmt *q;
-    if (db_query(op->w, &q, "SELECT id FROM ops WHERE kind='mint' AND quote=? AND state='quote'", "t",
-                 op->quote) == 0) {
+    if (db_query(op->w, &q, "SELECT id FROM ops WHERE kind='mint' AND quote=? AND state='quote'",
+                 "t", op->quote) == 0) {
         if (sqlite3_step(q) == SQLITE_ROW) op->id = sqlite3_column_int64(q, 0);
         sqlite3_finalize(q);
     }
@@ -1551,7 +1639,9 @@ int cashu_wallet_mint_finish(cashu_wallet_t *w, const char *mint, const char *qu
 
 static int bundle_token(cashu_wallet_t *w, const char *mint, int64_t bundle, char **out) {
     sqlite3_stmt *st;
-    int rc = db_query(w, &st, "SELECT keyset,amount,secret,c,dleq_e,dleq_s,dleq_r FROM proofs WHERE bundle=? ORDER BY amount",
+    int rc = db_query(w, &st,
+                      "SELECT keyset,amount,secret,c,dleq_e,dleq_s,dleq_r FROM proofs WHERE "
+                      "bundle=? ORDER BY amount",
                       "i", bundle);
     if (rc) return rc;
     cashu_token_t t;
@@ -1637,7 +1727,8 @@ static void prepare_loaded(op_t *op, int err) {
     if (!op->bundle_ids) return op_finish(op, COMMON_ENOMEM, NULL);
     if ((rc = db_begin(w))) return op_finish(op, rc, NULL);
     for (size_t i = 0; i < op->ntokens && !rc; i++) {
-        rc = db_run(w, "INSERT INTO bundles(op,amount,state) VALUES(0,?,'pending')", "u", op->amount);
+        rc = db_run(w, "INSERT INTO bundles(op,amount,state) VALUES(0,?,'pending')", "u",
+                    op->amount);
         op->bundle_ids[i] = sqlite3_last_insert_rowid(w->db);
     }
     if (rc || (rc = db_commit(w))) {
@@ -1645,8 +1736,9 @@ static void prepare_loaded(op_t *op, int err) {
         return op_finish(op, rc, NULL);
     }
     for (size_t i = 0; i < op->ntokens && !rc; i++)
-        rc = op_add_outputs(op, op->amount, "reserved", op->bundle_ids[i], pa->has_lock ? pa->lock : NULL,
-                            pa->locktime, pa->has_lock ? w->pk : NULL);
+        rc = op_add_outputs(op, op->amount, "reserved", op->bundle_ids[i],
+                            pa->has_lock ? pa->lock : NULL, pa->locktime,
+                            pa->has_lock ? w->pk : NULL);
     if (!rc) rc = op_add_outputs(op, sum - fee - total, "unspent", 0, NULL, 0, NULL);
     if (rc) {
         db_run(w, "DELETE FROM bundles WHERE op=0 AND state='pending'", "");
@@ -1659,7 +1751,8 @@ static void prepare_loaded(op_t *op, int err) {
 int cashu_wallet_prepare(cashu_wallet_t *w, const char *mint, size_t n, uint64_t amount,
                          const uint8_t *lock_pubkey, uint64_t locktime, cashu_wallet_cb cb,
                          void *ud) {
-    if (n == 0 || n > CASHU_PREPARE_MAX || amount == 0 || amount > INT64_MAX / n) return COMMON_ERANGE;
+    if (n == 0 || n > CASHU_PREPARE_MAX || amount == 0 || amount > INT64_MAX / n)
+        return COMMON_ERANGE;
     if (lock_pubkey && !cashu_point_valid(lock_pubkey)) return COMMON_EINVAL;
     op_t *op;
     int rc = start_op(w, mint, "prepare", cb, ud, &op);
@@ -1678,7 +1771,8 @@ int cashu_wallet_prepare(cashu_wallet_t *w, const char *mint, size_t n, uint64_t
 int cashu_wallet_mark_sent(cashu_wallet_t *w, int64_t bundle_id) {
     int rc = db_begin(w);
     if (rc) return rc;
-    rc = db_run(w, "UPDATE proofs SET state='sent' WHERE bundle=? AND state='reserved'", "i", bundle_id);
+    rc = db_run(w, "UPDATE proofs SET state='sent' WHERE bundle=? AND state='reserved'", "i",
+                bundle_id);
     if (!rc) rc = db_run(w, "UPDATE bundles SET state='sent' WHERE id=?", "i", bundle_id);
     if (rc) {
         db_rollback(w);
@@ -1689,15 +1783,21 @@ int cashu_wallet_mark_sent(cashu_wallet_t *w, int64_t bundle_id) {
 
 int cashu_wallet_release(cashu_wallet_t *w, int64_t bundle_id) {
     sqlite3_stmt *st;
-    int rc = db_query(w, &st, "SELECT COUNT(*) FROM proofs WHERE bundle=? AND state='reserved' AND lock_key IS NOT NULL",
-                      "i", bundle_id);
+    int rc = db_query(
+        w, &st,
+        "SELECT COUNT(*) FROM proofs WHERE bundle=? AND state='reserved' AND lock_key IS NOT NULL",
+        "i", bundle_id);
     if (rc) return rc;
     int locked = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
     sqlite3_finalize(st);
     if (locked) return COMMON_ESTATE; /* locked to someone else: only the refund path frees it */
     if ((rc = db_begin(w))) return rc;
-    rc = db_run(w, "UPDATE proofs SET state='unspent', bundle=NULL WHERE bundle=? AND state='reserved'", "i", bundle_id);
-    if (!rc) rc = db_run(w, "UPDATE bundles SET state='released' WHERE id=? AND state='ready'", "i", bundle_id);
+    rc = db_run(
+        w, "UPDATE proofs SET state='unspent', bundle=NULL WHERE bundle=? AND state='reserved'",
+        "i", bundle_id);
+    if (!rc)
+        rc = db_run(w, "UPDATE bundles SET state='released' WHERE id=? AND state='ready'", "i",
+                    bundle_id);
     if (rc) {
         db_rollback(w);
         return rc;
@@ -1742,7 +1842,8 @@ static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_poli
     mintc_t *mc = mint_get(w, t->mint, 1);
     if (!mc) return COMMON_ENOMEM;
     *mc_out = mc;
-    if (cashu_token_resolve_ids(t, (const cashu_keyset_t *const *)mc->ks, mc->nks)) return CASHU_EKEYSET;
+    if (cashu_token_resolve_ids(t, (const cashu_keyset_t *const *)mc->ks, mc->nks))
+        return CASHU_EKEYSET;
     uint64_t now = now_unix(w);
     for (size_t i = 0; i < t->nproofs; i++) {
         cashu_proof_t *p = &t->proofs[i];
@@ -1757,7 +1858,8 @@ static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_poli
         common_hex_encode(Y, 33, y);
         char pst[16];
         int seen = proof_state(w, y, pst, sizeof pst) == 1;
-        if (seen && own_ok && (!strcmp(pst, "sent") || !strcmp(pst, "reserved") || !strcmp(pst, "incoming")))
+        if (seen && own_ok &&
+            (!strcmp(pst, "sent") || !strcmp(pst, "reserved") || !strcmp(pst, "incoming")))
             seen = 0; /* ours: coming back, or recorded earlier and not claimed yet */
         for (size_t j = 0; j < i && !seen; j++) seen = strcmp(t->proofs[j].secret, p->secret) == 0;
         if (seen) return CASHU_EREPLAY;
@@ -1767,8 +1869,8 @@ static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_poli
         int locked = prc == 0;
         if (locked && !pk.is_p2pk) return CASHU_ENOT_LOCKED; /* other NUT-10 kinds */
         if (need_lock || locked) {
-            if (!locked || memcmp(pk.data + 1, w->pk + 1, 32) != 0 || pk.npubkeys || pk.n_sigs != 1 ||
-                pk.sig_all)
+            if (!locked || memcmp(pk.data + 1, w->pk + 1, 32) != 0 || pk.npubkeys ||
+                pk.n_sigs != 1 || pk.sig_all)
                 return CASHU_ENOT_LOCKED;
             if (need_lock) {
                 uint64_t min = pol ? pol->min_locktime : 0;
@@ -1810,7 +1912,8 @@ int cashu_wallet_verify_offline(cashu_wallet_t *w, const char *token, const cash
 }
 
 /* Record an offline-verified token's proofs as incoming (inside the caller's transaction). */
-static int accept_record(cashu_wallet_t *w, const cashu_token_t *t, const mintc_t *mc, uint64_t sum) {
+static int accept_record(cashu_wallet_t *w, const cashu_token_t *t, const mintc_t *mc,
+                         uint64_t sum) {
     int rc = 0;
     for (size_t i = 0; i < t->nproofs && !rc; i++) {
         uint8_t Y[33];
@@ -1819,8 +1922,12 @@ static int accept_record(cashu_wallet_t *w, const cashu_token_t *t, const mintc_
         common_hex_encode(Y, 33, y);
         rc = proof_insert(w, mc->url, &t->proofs[i], y, "incoming", 0, 0);
     }
-    if (!rc) rc = db_run(w, "INSERT INTO ops(kind,state,mint,amount,created,updated) VALUES('accept','done',?,?,?,?)",
-                         "tuii", mc->url, sum, (int64_t)common_unix_ms(w->env), (int64_t)common_unix_ms(w->env));
+    if (!rc)
+        rc = db_run(w,
+                    "INSERT INTO ops(kind,state,mint,amount,created,updated) "
+                    "VALUES('accept','done',?,?,?,?)",
+                    "tuii", mc->url, sum, (int64_t)common_unix_ms(w->env),
+                    (int64_t)common_unix_ms(w->env));
     return rc;
 }
 
@@ -1832,14 +1939,17 @@ int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token, const cash
     if (rc) return rc == COMMON_ENOMEM ? rc : CASHU_EBAD_TOKEN;
     mintc_t *mc = NULL;
     rc = verify_token(w, &t, policy, &mc, policy ? policy->require_lock : 0);
-    if (!rc && !policy->require_lock && !policy->require_dleq) rc = COMMON_EINVAL; /* offline needs DLEQ */
+    if (!rc && !policy->require_lock && !policy->require_dleq)
+        rc = COMMON_EINVAL; /* offline needs DLEQ */
 
     uint64_t sum = 0;
     if (!rc) rc = cashu_token_amount(&t, &sum);
     if (!rc && (rc = db_begin(w)) == 0) {
         rc = accept_record(w, &t, mc, sum);
-        if (rc) db_rollback(w);
-        else rc = db_commit(w);
+        if (rc)
+            db_rollback(w);
+        else
+            rc = db_commit(w);
     }
     if (!rc && amount) *amount = sum;
     cashu_token_free(&t);
@@ -1922,8 +2032,10 @@ static void claim_next(op_t *op, int err) {
     cashu_wallet_t *w = op->w;
     if (err) return op_finish(op, err, NULL);
     sqlite3_stmt *st;
-    int rc = db_query(w, &st, "SELECT keyset,amount,secret,c FROM proofs WHERE mint=? AND state='incoming' LIMIT ?",
-                      "ti", op->mc->url, (int64_t)op->mc->max_inputs);
+    int rc = db_query(
+        w, &st,
+        "SELECT keyset,amount,secret,c FROM proofs WHERE mint=? AND state='incoming' LIMIT ?", "ti",
+        op->mc->url, (int64_t)op->mc->max_inputs);
     if (rc) return op_finish(op, rc, NULL);
     while (sqlite3_step(st) == SQLITE_ROW) {
         cashu_proof_t p;
@@ -1940,7 +2052,8 @@ static void claim_next(op_t *op, int err) {
     if (op->nin == 0) return op_finish(op, 0, NULL); /* nothing (more) to claim */
     uint64_t sum = ins_sum(op), fee = ins_fee(op);
     if (sum <= fee) return op_finish(op, CASHU_EFUNDS, "incoming proofs worth less than the fee");
-    if ((rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL))) return op_finish(op, rc, NULL);
+    if ((rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL)))
+        return op_finish(op, rc, NULL);
     op->amount2 = sum - fee;
     op->res.fee += fee;
     op_swap(op, sum - fee, fee, claim_batch_done);
@@ -1985,14 +2098,17 @@ static void receive_loaded(op_t *op, int err) {
             if (!rc) rc = op_add_input(op, &t.proofs[i]);
             if (!rc) rc = sign_if_locked(w, &op->ins[op->nin - 1]);
         }
-        if (rc) db_rollback(w);
-        else rc = db_commit(w);
+        if (rc)
+            db_rollback(w);
+        else
+            rc = db_commit(w);
     }
     cashu_token_free(&t);
     if (rc) return op_finish(op, rc, NULL);
     uint64_t sum = ins_sum(op), fee = ins_fee(op);
     if (sum <= fee) return op_finish(op, CASHU_EFUNDS, "token worth less than the fee");
-    if ((rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL))) return op_finish(op, rc, NULL);
+    if ((rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL)))
+        return op_finish(op, rc, NULL);
     op->amount2 = sum - fee;
     op->res.fee = fee;
     op_swap(op, sum - fee, fee, receive_done);
@@ -2039,7 +2155,8 @@ static void refund_checked(void *ud, const cashu_mint_resp_t *r) {
     size_t keep = 0;
     int rc = db_begin(w);
     for (size_t i = 0; i < op->nin && !rc; i++) {
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(states, (int)i), "state");
+        const cJSON *s =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(states, (int)i), "state");
         if (cJSON_IsString(s) && strcmp(s->valuestring, "UNSPENT") == 0) {
             if (keep != i) {
                 cashu_proof_t tmp = op->ins[keep];
@@ -2055,8 +2172,10 @@ static void refund_checked(void *ud, const cashu_mint_resp_t *r) {
             rc = db_run(w, "UPDATE proofs SET state='spent' WHERE y=?", "t", op->in_y[i]);
         }
     }
-    if (rc) db_rollback(w);
-    else rc = db_commit(w);
+    if (rc)
+        db_rollback(w);
+    else
+        rc = db_commit(w);
     if (rc) return op_finish(op, rc, NULL);
     for (size_t i = keep; i < op->nin; i++) cashu_proof_free(&op->ins[i]);
     op->nin = keep;
@@ -2065,7 +2184,8 @@ static void refund_checked(void *ud, const cashu_mint_resp_t *r) {
         if ((rc = sign_if_locked(w, &op->ins[i]))) return op_finish(op, rc, NULL);
     uint64_t sum = ins_sum(op), fee = ins_fee(op);
     if (sum <= fee) return op_finish(op, CASHU_EFUNDS, "refundable proofs worth less than the fee");
-    if ((rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL))) return op_finish(op, rc, NULL);
+    if ((rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL)))
+        return op_finish(op, rc, NULL);
     op->amount2 = sum - fee;
     op->res.fee = fee;
     op_swap(op, sum - fee, fee, refund_swapped);
@@ -2077,14 +2197,17 @@ static void refund_loaded(op_t *op, int err) {
     char pkh[67];
     common_hex_encode(w->pk, 33, pkh);
     /* plain reserved bundles never left the wallet: release them without the mint */
-    int rc = db_run(w, "UPDATE proofs SET state='unspent', bundle=NULL WHERE mint=? AND state='reserved' AND lock_key IS NULL",
+    int rc = db_run(w,
+                    "UPDATE proofs SET state='unspent', bundle=NULL WHERE mint=? AND "
+                    "state='reserved' AND lock_key IS NULL",
                     "t", op->mc->url);
     if (rc) return op_finish(op, rc, NULL);
     sqlite3_stmt *st;
-    rc = db_query(w, &st,
-                  "SELECT keyset,amount,secret,c FROM proofs WHERE mint=? AND state IN ('reserved','sent') "
-                  "AND locktime > 0 AND locktime <= ? AND refund_key=? LIMIT ?",
-                  "tuti", op->mc->url, now_unix(w), pkh, (int64_t)op->mc->max_inputs);
+    rc = db_query(
+        w, &st,
+        "SELECT keyset,amount,secret,c FROM proofs WHERE mint=? AND state IN ('reserved','sent') "
+        "AND locktime > 0 AND locktime <= ? AND refund_key=? LIMIT ?",
+        "tuti", op->mc->url, now_unix(w), pkh, (int64_t)op->mc->max_inputs);
     if (rc) return op_finish(op, rc, NULL);
     while (sqlite3_step(st) == SQLITE_ROW) {
         cashu_proof_t p;
@@ -2142,7 +2265,9 @@ static void melt_after_swap(op_t *op, int err) {
     int64_t bundle = op->bundle_ids ? op->bundle_ids[0] : 0;
     op_reset_io(op);
     sqlite3_stmt *st;
-    int rc = db_query(w, &st, "SELECT keyset,amount,secret,c FROM proofs WHERE bundle=? AND state='reserved'", "i", bundle);
+    int rc = db_query(
+        w, &st, "SELECT keyset,amount,secret,c FROM proofs WHERE bundle=? AND state='reserved'",
+        "i", bundle);
     if (rc) return op_finish(op, rc, NULL);
     while (sqlite3_step(st) == SQLITE_ROW) {
         cashu_proof_t p;
@@ -2169,7 +2294,8 @@ static void melt_quoted(void *ud, const cashu_mint_resp_t *r) {
         cashu_json_u64(cJSON_GetObjectItemCaseSensitive(r->json, "amount"), &amount))
         return op_finish(op, CASHU_EMINT, "malformed melt quote");
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(r->json, "fee_reserve");
-    if (fr && cashu_json_u64(fr, &reserve)) return op_finish(op, CASHU_EMINT, "malformed fee_reserve");
+    if (fr && cashu_json_u64(fr, &reserve))
+        return op_finish(op, CASHU_EMINT, "malformed fee_reserve");
     snprintf(op->quote, sizeof op->quote, "%s", q->valuestring);
     op->amount = amount;
     uint64_t need = amount + reserve;
@@ -2246,11 +2372,15 @@ static void sent_checked(void *ud, const cashu_mint_resp_t *r) {
         cJSON_ArrayForEach(s, states) {
             const cJSON *y = cJSON_GetObjectItemCaseSensitive(s, "Y");
             const cJSON *st = cJSON_GetObjectItemCaseSensitive(s, "state");
-            if (!rc && cJSON_IsString(y) && cJSON_IsString(st) && strcmp(st->valuestring, "SPENT") == 0)
-                rc = db_run(w, "UPDATE proofs SET state='spent' WHERE y=? AND state='sent'", "t", y->valuestring);
+            if (!rc && cJSON_IsString(y) && cJSON_IsString(st) &&
+                strcmp(st->valuestring, "SPENT") == 0)
+                rc = db_run(w, "UPDATE proofs SET state='spent' WHERE y=? AND state='sent'", "t",
+                            y->valuestring);
         }
-        if (rc) db_rollback(w);
-        else db_commit(w);
+        if (rc)
+            db_rollback(w);
+        else
+            db_commit(w);
     } else if (!op->res.err) {
         op->res.err = r->err;
     }
@@ -2262,10 +2392,11 @@ static void sent_refresh(op_t *op) {
     /* (mint, y) order; op->request = mint and op->quote = last Y of the previous batch */
     sqlite3_stmt *st;
     char url[CASHU_MINT_URL_MAX + 1] = "";
-    if (db_query(w, &st,
-                 "SELECT mint FROM proofs WHERE state='sent' AND (mint > ?1 OR (mint = ?1 AND y > ?2)) "
-                 "ORDER BY mint, y LIMIT 1",
-                 "tt", op->request, op->quote) == 0) {
+    if (db_query(
+            w, &st,
+            "SELECT mint FROM proofs WHERE state='sent' AND (mint > ?1 OR (mint = ?1 AND y > ?2)) "
+            "ORDER BY mint, y LIMIT 1",
+            "tt", op->request, op->quote) == 0) {
         if (sqlite3_step(st) == SQLITE_ROW) snprintf(url, sizeof url, "%s", col_text(st, 0));
         sqlite3_finalize(st);
     }
@@ -2276,8 +2407,10 @@ static void sent_refresh(op_t *op) {
     if (strcmp(url, op->request) != 0) op->quote[0] = 0; /* a new mint: from its first Y */
     snprintf(op->request, sizeof op->request, "%s", url);
     mintc_t *mc = mint_get(w, url, 1);
-    if (!mc || db_query(w, &st, "SELECT y FROM proofs WHERE mint=? AND state='sent' AND y > ? ORDER BY y LIMIT ?",
-                        "tti", url, op->quote, (int64_t)mc->max_inputs)) {
+    if (!mc ||
+        db_query(w, &st,
+                 "SELECT y FROM proofs WHERE mint=? AND state='sent' AND y > ? ORDER BY y LIMIT ?",
+                 "tti", url, op->quote, (int64_t)mc->max_inputs)) {
         snprintf(op->quote, sizeof op->quote, "~"); /* skip this mint */
         return sent_refresh(op);
     }
@@ -2298,9 +2431,12 @@ static void recover_one_done(rec_t *r, int err) {
     tmp_op_free(r->op);
     op->live_rec = NULL;
     free(r);
-    if (!err || err == CASHU_ESPENT || err == CASHU_EMINT) op->res.recovered++; /* resolved */
-    else if (err == COMMON_EAGAIN) op->amount2++;                              /* still open */
-    else if (!op->res.err) op->res.err = err;
+    if (!err || err == CASHU_ESPENT || err == CASHU_EMINT)
+        op->res.recovered++; /* resolved */
+    else if (err == COMMON_EAGAIN)
+        op->amount2++; /* still open */
+    else if (!op->res.err)
+        op->res.err = err;
     recover_next(op);
 }
 
@@ -2342,7 +2478,8 @@ static void recover_next(op_t *op) {
     int err = op->res.err;
     op->res.err = 0;
     if (op->amount2)
-        return op_finish(op, err ? err : 0, "%zu resolved, %llu still open (mint unreachable or quote unpaid)",
+        return op_finish(op, err ? err : 0,
+                         "%zu resolved, %llu still open (mint unreachable or quote unpaid)",
                          op->res.recovered, (unsigned long long)op->amount2);
     op_finish(op, err, "%zu resolved", op->res.recovered);
 }

@@ -44,7 +44,7 @@ typedef struct cashu_wallet_opts {
     const char *key_path;     /* P2PK private key file (created 0600 if missing) */
     uint64_t timeout_ms;      /* per mint request, 0: 30 000 */
     uint64_t melt_timeout_ms; /* 0: 600 000 */
-    int token_v3;             /* 1: prepared tokens as cashuA (full ids); default cashuB (short ids) */
+    int token_v3; /* 1: prepared tokens as cashuA (full ids); default cashuB (short ids) */
 } cashu_wallet_opts_t;
 
 typedef struct cashu_balance {
@@ -56,28 +56,28 @@ typedef struct cashu_balance {
 } cashu_balance_t;
 
 typedef struct cashu_result {
-    int err;               /* 0 or CASHU_E* / COMMON_E* */
-    int mint_code;         /* mint's error code when err comes from the mint */
-    const char *detail;    /* human explanation (never NULL) */
-    uint64_t amount;       /* amount credited / minted / sent / melted */
-    uint64_t fee;          /* fees paid */
-    const char *quote;     /* mint quote id (mint_quote) */
-    const char *request;   /* bolt11 invoice (mint_quote) */
-    const char *state;     /* quote state (mint_quote/check) */
-    size_t ntokens;        /* prepare/send: encoded tokens (cashuB) */
+    int err;             /* 0 or CASHU_E* / COMMON_E* */
+    int mint_code;       /* mint's error code when err comes from the mint */
+    const char *detail;  /* human explanation (never NULL) */
+    uint64_t amount;     /* amount credited / minted / sent / melted */
+    uint64_t fee;        /* fees paid */
+    const char *quote;   /* mint quote id (mint_quote) */
+    const char *request; /* bolt11 invoice (mint_quote) */
+    const char *state;   /* quote state (mint_quote/check) */
+    size_t ntokens;      /* prepare/send: encoded tokens (cashuB) */
     char *const *tokens;
     const int64_t *bundle_ids; /* prepare: ids for cashu_wallet_mark_sent */
-    size_t recovered;      /* recover: operations resolved */
+    size_t recovered;          /* recover: operations resolved */
 } cashu_result_t;
 
 typedef void (*cashu_wallet_cb)(void *ud, const cashu_result_t *res);
 
 /** Policy for verifying an incoming token offline (provider side, dvm-protocol.md §6). */
 typedef struct cashu_policy {
-    const char *const *mints;  /* accepted mint URLs; NULL-terminated */
-    int require_lock;          /* 1: each proof must be P2PK-locked to our key */
-    uint64_t min_locktime;     /* required locktime ≥ now + this (seconds), when locked */
-    int require_dleq;          /* 1: each proof must carry a valid complete DLEQ */
+    const char *const *mints; /* accepted mint URLs; NULL-terminated */
+    int require_lock;         /* 1: each proof must be P2PK-locked to our key */
+    uint64_t min_locktime;    /* required locktime ≥ now + this (seconds), when locked */
+    int require_dleq;         /* 1: each proof must carry a valid complete DLEQ */
 } cashu_policy_t;
 
 int cashu_wallet_open(uv_loop_t *loop, common_http_t *http, const common_env_t *env,
@@ -90,7 +90,8 @@ const uint8_t *cashu_wallet_pubkey(const cashu_wallet_t *w);
 /** @brief Pin a keyset of @p mint (id re-derived and checked) without asking the mint, with
  *  whether the mint enforces NUT-11. For tests and providers that pin keysets in advance. */
 struct cashu_keyset;
-int cashu_wallet_add_keyset(cashu_wallet_t *w, const char *mint, const struct cashu_keyset *ks, int nut11);
+int cashu_wallet_add_keyset(cashu_wallet_t *w, const char *mint, const struct cashu_keyset *ks,
+                            int nut11);
 
 /** @brief Balance over all mints (@p mint NULL) or one mint. */
 int cashu_wallet_balance(cashu_wallet_t *w, const char *mint, cashu_balance_t *out);
@@ -129,8 +130,8 @@ int cashu_wallet_release(cashu_wallet_t *w, int64_t bundle_id);
  * CASHU_EKEYSET (keyset unknown: call load_mint first), CASHU_EREPLAY, CASHU_ENOT_LOCKED,
  * CASHU_EDLEQ.
  */
-int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token,
-                                const cashu_policy_t *policy, uint64_t *amount);
+int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,
+                                uint64_t *amount);
 
 /**
  * @brief cashu_wallet_accept_offline for @p n tokens in one transaction (one fsync): each
@@ -163,8 +164,8 @@ int cashu_wallet_claim(cashu_wallet_t *w, const char *mint, cashu_wallet_cb cb, 
 int cashu_wallet_refund(cashu_wallet_t *w, const char *mint, cashu_wallet_cb cb, void *ud);
 
 /** @brief Pay a bolt11 invoice: melt quote, exact-amount swap if needed, melt (long timeout). */
-int cashu_wallet_melt(cashu_wallet_t *w, const char *mint, const char *bolt11,
-                      cashu_wallet_cb cb, void *ud);
+int cashu_wallet_melt(cashu_wallet_t *w, const char *mint, const char *bolt11, cashu_wallet_cb cb,
+                      void *ud);
 
 /** @brief Resolve every open operation (restore + checkstate). res->recovered. */
 int cashu_wallet_recover(cashu_wallet_t *w, cashu_wallet_cb cb, void *ud);

@@ -20,17 +20,26 @@ enum { EXIT_MINT = 3, EXIT_FUNDS = 4, EXIT_TOKEN = 5, EXIT_PENDING = 6 };
 
 static const common_opt_t opts[] = {
     COMMON_OPTS_STANDARD,
-    {"mint", "DVM_MINT", COMMON_OPT_STR, NULL, 0, 0, "URL", "mint URL (required by mint/send/receive/claim/refund/melt)"},
+    {"mint", "DVM_MINT", COMMON_OPT_STR, NULL, 0, 0, "URL",
+     "mint URL (required by mint/send/receive/claim/refund/melt)"},
     {"json", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL, "print results as one JSON object"},
     {"lock", NULL, COMMON_OPT_STR, NULL, 0, 0, "PUBKEY", "send: P2PK-lock to this 33-byte hex key"},
-    {"locktime", NULL, COMMON_OPT_U64, "0", 0, 0, "S", "send: locktime, seconds from now (or a unix time ≥ 1e9); refund key = ours"},
-    {"format", NULL, COMMON_OPT_STR, "v4", 0, 0, "V", "send: token format v4 (cashuB) or v3 (cashuA)"},
-    {"count", NULL, COMMON_OPT_U64, "1", 1, 1000, "N", "send: prepare N tokens of AMOUNT in one swap"},
-    {"wait", NULL, COMMON_OPT_U64, "600", 0, 86400, "S", "mint: wait at most S seconds for payment"},
-    {"no-qr", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL, "mint: do not draw the invoice as a QR code"},
-    {"accept-mint", NULL, COMMON_OPT_LIST, NULL, 0, 0, "URL", "accept/receive: accepted mints (default: --mint)"},
-    {"require-lock", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL, "accept: proofs must be locked to our key"},
-    {"min-locktime", NULL, COMMON_OPT_U64, "0", 0, 0, "S", "accept: required locktime margin (seconds)"},
+    {"locktime", NULL, COMMON_OPT_U64, "0", 0, 0, "S",
+     "send: locktime, seconds from now (or a unix time ≥ 1e9); refund key = ours"},
+    {"format", NULL, COMMON_OPT_STR, "v4", 0, 0, "V",
+     "send: token format v4 (cashuB) or v3 (cashuA)"},
+    {"count", NULL, COMMON_OPT_U64, "1", 1, 1000, "N",
+     "send: prepare N tokens of AMOUNT in one swap"},
+    {"wait", NULL, COMMON_OPT_U64, "600", 0, 86400, "S",
+     "mint: wait at most S seconds for payment"},
+    {"no-qr", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL,
+     "mint: do not draw the invoice as a QR code"},
+    {"accept-mint", NULL, COMMON_OPT_LIST, NULL, 0, 0, "URL",
+     "accept/receive: accepted mints (default: --mint)"},
+    {"require-lock", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL,
+     "accept: proofs must be locked to our key"},
+    {"min-locktime", NULL, COMMON_OPT_U64, "0", 0, 0, "S",
+     "accept: required locktime margin (seconds)"},
     {"timeout", NULL, COMMON_OPT_U64, "30000", 100, 3600000, "MS", "per mint request timeout"},
 };
 
@@ -89,7 +98,8 @@ static void print_result(app_t *a, const cashu_result_t *r) {
         cJSON_AddItemToObject(o, "fee", cJSON_CreateRaw(num));
         if (r->ntokens) {
             cJSON *t = cJSON_AddArrayToObject(o, "tokens");
-            for (size_t i = 0; i < r->ntokens; i++) cJSON_AddItemToArray(t, cJSON_CreateString(r->tokens[i]));
+            for (size_t i = 0; i < r->ntokens; i++)
+                cJSON_AddItemToArray(t, cJSON_CreateString(r->tokens[i]));
         }
         if (r->state) cJSON_AddStringToObject(o, "state", r->state);
         if (!strcmp(a->cmd, "check")) cJSON_AddNumberToObject(o, "recovered", (double)r->recovered);
@@ -105,7 +115,8 @@ static void print_result(app_t *a, const cashu_result_t *r) {
     }
     for (size_t i = 0; i < r->ntokens; i++) printf("%s\n", r->tokens[i]);
     if (!strcmp(a->cmd, "send")) {
-        fprintf(stderr, "sent %llu sat (fee %llu)\n", (unsigned long long)r->amount, (unsigned long long)r->fee);
+        fprintf(stderr, "sent %llu sat (fee %llu)\n", (unsigned long long)r->amount,
+                (unsigned long long)r->fee);
     } else if (!strcmp(a->cmd, "check")) {
         printf("%s\n", r->detail);
     } else {
@@ -130,8 +141,13 @@ static void draw_qr(const char *text) {
     for (int y = -qz; y < n + qz; y += 2) {
         for (int x = -qz; x < n + qz; x++) {
             int top = (y >= 0 && y < n && x >= 0 && x < n) ? q->data[y * n + x] & 1 : 0;
-            int bot = (y + 1 >= 0 && y + 1 < n && x >= 0 && x < n) ? q->data[(y + 1) * n + x] & 1 : 0;
-            fputs(top && bot ? " " : top ? "\xe2\x96\x84" : bot ? "\xe2\x96\x80" : "\xe2\x96\x88", stderr);
+            int bot =
+                (y + 1 >= 0 && y + 1 < n && x >= 0 && x < n) ? q->data[(y + 1) * n + x] & 1 : 0;
+            fputs(top && bot ? " "
+                  : top      ? "\xe2\x96\x84"
+                  : bot      ? "\xe2\x96\x80"
+                             : "\xe2\x96\x88",
+                  stderr);
         }
         fputc('\n', stderr);
     }
@@ -176,11 +192,12 @@ static void on_quote(void *ud, const cashu_result_t *r) {
     if (r->err) return finish(a, r);
     snprintf(a->quote, sizeof a->quote, "%s", r->quote);
     if (a->json) {
-        printf("{\"command\":\"mint-quote\",\"quote\":\"%s\",\"request\":\"%s\",\"amount\":%llu}\n", r->quote,
-               r->request, (unsigned long long)r->amount);
+        printf("{\"command\":\"mint-quote\",\"quote\":\"%s\",\"request\":\"%s\",\"amount\":%llu}\n",
+               r->quote, r->request, (unsigned long long)r->amount);
         fflush(stdout);
     } else {
-        fprintf(stderr, "Pay this Lightning invoice (%llu sat):\n%s\n", (unsigned long long)r->amount, r->request);
+        fprintf(stderr, "Pay this Lightning invoice (%llu sat):\n%s\n",
+                (unsigned long long)r->amount, r->request);
         if (!common_cfg_bool(a->cfg, "no-qr")) draw_qr(r->request);
     }
     a->deadline = common_now_ms(&a->env) + common_cfg_u64(a->cfg, "wait") * 1000;
@@ -194,7 +211,9 @@ static void on_send(void *ud, const cashu_result_t *r) {
     finish(a, r);
 }
 
-static void on_done(void *ud, const cashu_result_t *r) { finish(ud, r); }
+static void on_done(void *ud, const cashu_result_t *r) {
+    finish(ud, r);
+}
 
 static void run_command(app_t *a);
 
@@ -210,7 +229,8 @@ static size_t policy_mints(app_t *a) {
 static void on_recovered(void *ud, const cashu_result_t *r) {
     app_t *a = ud;
     if (!strcmp(a->cmd, "check")) return finish(a, r);
-    if (r->recovered && !a->json) fprintf(stderr, "dvm-wallet: recovered %zu interrupted operation(s)\n", r->recovered);
+    if (r->recovered && !a->json)
+        fprintf(stderr, "dvm-wallet: recovered %zu interrupted operation(s)\n", r->recovered);
     run_command(a);
 }
 
@@ -233,7 +253,8 @@ static void run_command(app_t *a) {
     int rc = 0;
     uint64_t amt;
     size_t nacc = policy_mints(a);
-    cashu_policy_t pol = {a->mints, common_cfg_bool(a->cfg, "require-lock"), common_cfg_u64(a->cfg, "min-locktime"), 1};
+    cashu_policy_t pol = {a->mints, common_cfg_bool(a->cfg, "require-lock"),
+                          common_cfg_u64(a->cfg, "min-locktime"), 1};
     if (!strcmp(a->cmd, "mint")) {
         if (need_amount(a, &amt)) return;
         rc = cashu_wallet_mint_quote(a->w, a->mint, amt, on_quote, a);
@@ -243,13 +264,14 @@ static void run_command(app_t *a) {
         const char *lk = common_cfg_str(a->cfg, "lock");
         uint64_t lt = common_cfg_u64(a->cfg, "locktime");
         if (lk && (strlen(lk) != 66 || common_hex_decode_exact(lk, lock, 33))) {
-            fprintf(stderr, "dvm-wallet send: --lock must be a 33-byte compressed public key in hex\n");
+            fprintf(stderr,
+                    "dvm-wallet send: --lock must be a 33-byte compressed public key in hex\n");
             a->exit_code = COMMON_EXIT_USAGE;
             return;
         }
         if (lt && lt < 1000000000) lt += common_unix_ms(&a->env) / 1000;
-        rc = cashu_wallet_prepare(a->w, a->mint, common_cfg_u64(a->cfg, "count"), amt, lk ? lock : NULL, lt,
-                                  on_send, a);
+        rc = cashu_wallet_prepare(a->w, a->mint, common_cfg_u64(a->cfg, "count"), amt,
+                                  lk ? lock : NULL, lt, on_send, a);
     } else if (!strcmp(a->cmd, "receive")) {
         if (!a->arg) {
             fprintf(stderr, "dvm-wallet receive: TOKEN required\n");
@@ -279,11 +301,14 @@ static void on_loaded_for_accept(void *ud, const cashu_result_t *r) {
     app_t *a = ud;
     if (r->err) return finish(a, r);
     size_t nacc = policy_mints(a);
-    cashu_policy_t pol = {a->mints, common_cfg_bool(a->cfg, "require-lock"), common_cfg_u64(a->cfg, "min-locktime"), 1};
+    cashu_policy_t pol = {a->mints, common_cfg_bool(a->cfg, "require-lock"),
+                          common_cfg_u64(a->cfg, "min-locktime"), 1};
     (void)nacc;
     uint64_t amt = 0;
     int rc = cashu_wallet_accept_offline(a->w, a->arg, &pol, &amt);
-    cashu_result_t x = {.err = rc, .amount = amt, .detail = rc ? common_strerror(rc) : "verified offline; pending claim"};
+    cashu_result_t x = {.err = rc,
+                        .amount = amt,
+                        .detail = rc ? common_strerror(rc) : "verified offline; pending claim"};
     finish(a, &x);
 }
 
@@ -293,7 +318,8 @@ static void on_loaded_for_verify(void *ud, const cashu_result_t *r) {
     app_t *a = ud;
     if (r->err) return finish(a, r);
     policy_mints(a);
-    cashu_policy_t pol = {a->mints, common_cfg_bool(a->cfg, "require-lock"), common_cfg_u64(a->cfg, "min-locktime"), 1};
+    cashu_policy_t pol = {a->mints, common_cfg_bool(a->cfg, "require-lock"),
+                          common_cfg_u64(a->cfg, "min-locktime"), 1};
     FILE *f = fopen(a->arg, "r");
     if (!f) {
         fprintf(stderr, "dvm-wallet verify: cannot open %s\n", a->arg);
@@ -326,22 +352,26 @@ static void on_loaded_for_verify(void *ud, const cashu_result_t *r) {
     double secs = (double)(uv_hrtime() - t0) / 1e9;
     for (size_t i = 0; i < ntok; i++) free(toks[i]);
     free(toks);
-    printf("{\"n_tokens\":%zu,\"n_proofs\":%zu,\"bad\":%zu,\"seconds\":%.6f,\"proofs_per_sec\":%.1f}\n", ntok,
-           nproofs, bad, secs, secs > 0 ? (double)nproofs / secs : 0.0);
+    printf("{\"n_tokens\":%zu,\"n_proofs\":%zu,\"bad\":%zu,\"seconds\":%.6f,\"proofs_per_sec\":%."
+           "1f}\n",
+           ntok, nproofs, bad, secs, secs > 0 ? (double)nproofs / secs : 0.0);
     a->exit_code = bad ? 5 : 0;
     uv_stop(a->loop);
 }
 
-static void print_history(void *ud, int64_t id, const char *kind, const char *state, const char *mint,
-                          uint64_t amount, uint64_t fee, uint64_t created, const char *detail) {
+static void print_history(void *ud, int64_t id, const char *kind, const char *state,
+                          const char *mint, uint64_t amount, uint64_t fee, uint64_t created,
+                          const char *detail) {
     app_t *a = ud;
     if (a->json) {
-        printf("{\"id\":%lld,\"kind\":\"%s\",\"state\":\"%s\",\"amount\":%llu,\"fee\":%llu,\"created_ms\":%llu}\n",
+        printf("{\"id\":%lld,\"kind\":\"%s\",\"state\":\"%s\",\"amount\":%llu,\"fee\":%llu,"
+               "\"created_ms\":%llu}\n",
                (long long)id, kind, state, (unsigned long long)amount, (unsigned long long)fee,
                (unsigned long long)created);
     } else {
         printf("%5lld %-8s %-7s %8llu sat fee %llu  %s%s%s\n", (long long)id, kind, state,
-               (unsigned long long)amount, (unsigned long long)fee, mint, detail ? "  " : "", detail ? detail : "");
+               (unsigned long long)amount, (unsigned long long)fee, mint, detail ? "  " : "",
+               detail ? detail : "");
     }
 }
 
@@ -355,8 +385,10 @@ int main(int argc, char **argv) {
             "  mint AMOUNT        get a Lightning invoice (shown as a QR code), wait, mint\n"
             "  send AMOUNT        print a cashuB token (--lock PUBKEY --locktime S to P2PK-lock)\n"
             "  receive TOKEN      swap a token into this wallet\n"
-            "  accept TOKEN       verify a locked token offline (DLEQ, lock, replay) and keep it for claim\n"
-            "  verify FILE        verify every token of FILE offline (one per line), record nothing\n"
+            "  accept TOKEN       verify a locked token offline (DLEQ, lock, replay) and keep it "
+            "for claim\n"
+            "  verify FILE        verify every token of FILE offline (one per line), record "
+            "nothing\n"
             "  claim              swap every accepted incoming token (one swap per mint batch)\n"
             "  refund             reclaim our locked tokens whose locktime has passed\n"
             "  melt BOLT11        pay a Lightning invoice\n"
@@ -384,8 +416,9 @@ int main(int argc, char **argv) {
     a.cmd = cfg.pos[0];
     a.arg = cfg.npos > 1 ? cfg.pos[1] : NULL;
     a.mint = common_cfg_str(&cfg, "mint");
-    static const char *const cmds[] = {"balance", "mint", "send", "receive", "accept", "claim", "refund",
-                                       "melt", "history", "check", "pubkey", "load", "verify", NULL};
+    static const char *const cmds[] = {"balance", "mint",   "send",   "receive", "accept",
+                                       "claim",   "refund", "melt",   "history", "check",
+                                       "pubkey",  "load",   "verify", NULL};
     int known = 0;
     for (const char *const *c = cmds; *c; c++) known |= !strcmp(*c, a.cmd);
     if (!known) {
@@ -393,8 +426,8 @@ int main(int argc, char **argv) {
         common_cfg_free(&cfg);
         return COMMON_EXIT_USAGE;
     }
-    int needs_mint = strcmp(a.cmd, "balance") && strcmp(a.cmd, "history") && strcmp(a.cmd, "check") &&
-                     strcmp(a.cmd, "pubkey") && strcmp(a.cmd, "receive");
+    int needs_mint = strcmp(a.cmd, "balance") && strcmp(a.cmd, "history") &&
+                     strcmp(a.cmd, "check") && strcmp(a.cmd, "pubkey") && strcmp(a.cmd, "receive");
     if (needs_mint && !a.mint) {
         fprintf(stderr, "dvm-wallet %s: --mint URL is required\n", a.cmd);
         common_cfg_free(&cfg);
@@ -414,7 +447,9 @@ int main(int argc, char **argv) {
     a.http = common_http_new(a.loop, &a.env, &rc);
     if (a.http) {
         const char *fmt = common_cfg_str(&cfg, "format");
-        cashu_wallet_opts_t wo = {.db_path = dbp, .key_path = keyp, .timeout_ms = common_cfg_u64(&cfg, "timeout"),
+        cashu_wallet_opts_t wo = {.db_path = dbp,
+                                  .key_path = keyp,
+                                  .timeout_ms = common_cfg_u64(&cfg, "timeout"),
                                   .token_v3 = fmt && !strcmp(fmt, "v3")};
         rc = cashu_wallet_open(a.loop, a.http, &a.env, &wo, &a.w);
     }
@@ -430,15 +465,21 @@ int main(int argc, char **argv) {
     if (!strcmp(a.cmd, "balance")) {
         cashu_balance_t b;
         rc = cashu_wallet_balance(a.w, a.mint, &b);
-        if (rc) fail_now(&a, rc);
+        if (rc)
+            fail_now(&a, rc);
         else if (a.json)
-            printf("{\"unspent\":%llu,\"reserved\":%llu,\"sent\":%llu,\"incoming\":%llu,\"pending\":%llu}\n",
-                   (unsigned long long)b.unspent, (unsigned long long)b.reserved, (unsigned long long)b.sent,
-                   (unsigned long long)b.incoming, (unsigned long long)b.pending);
+            printf("{\"unspent\":%llu,\"reserved\":%llu,\"sent\":%llu,\"incoming\":%llu,"
+                   "\"pending\":%llu}\n",
+                   (unsigned long long)b.unspent, (unsigned long long)b.reserved,
+                   (unsigned long long)b.sent, (unsigned long long)b.incoming,
+                   (unsigned long long)b.pending);
         else
-            printf("spendable %llu sat\nreserved  %llu sat (prepared, not handed out)\nsent      %llu sat (locked, refundable after locktime if unclaimed)\nincoming  %llu sat (accepted, to claim)\npending   %llu sat (interrupted operations: run check)\n",
-                   (unsigned long long)b.unspent, (unsigned long long)b.reserved, (unsigned long long)b.sent,
-                   (unsigned long long)b.incoming, (unsigned long long)b.pending);
+            printf("spendable %llu sat\nreserved  %llu sat (prepared, not handed out)\nsent      "
+                   "%llu sat (locked, refundable after locktime if unclaimed)\nincoming  %llu sat "
+                   "(accepted, to claim)\npending   %llu sat (interrupted operations: run check)\n",
+                   (unsigned long long)b.unspent, (unsigned long long)b.reserved,
+                   (unsigned long long)b.sent, (unsigned long long)b.incoming,
+                   (unsigned long long)b.pending);
     } else if (!strcmp(a.cmd, "history")) {
         rc = cashu_wallet_history(a.w, 100, print_history, &a);
         if (rc) fail_now(&a, rc);

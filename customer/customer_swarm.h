@@ -26,7 +26,8 @@
 typedef struct customer_swarm_dialer customer_swarm_dialer_t;
 
 /** @p net: the network fields (host, port, bootstrap, allow_local, refresh_ms) are used,
- * callbacks are ours. @p topic copied; @p pk (32 bytes) or NULL: a specific provider (join link). */
+ * callbacks are ours. @p topic copied; @p pk (32 bytes) or NULL: a specific provider (join link).
+ */
 customer_swarm_dialer_t *customer_swarm_new(uv_loop_t *loop, const common_env_t *env,
                                             const dht_keypair_t *kp, const dht_swarm_opts_t *net,
                                             const uint8_t topic[32], const uint8_t *pk,

@@ -50,8 +50,12 @@ static void put_le(dht_cenc_writer_t *w, uint64_t v, size_t n) {
     for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
-void dht_cenc_put_u8(dht_cenc_writer_t *w, uint8_t n) { put_le(w, n, 1); }
-void dht_cenc_put_u16(dht_cenc_writer_t *w, uint16_t n) { put_le(w, n, 2); }
+void dht_cenc_put_u8(dht_cenc_writer_t *w, uint8_t n) {
+    put_le(w, n, 1);
+}
+void dht_cenc_put_u16(dht_cenc_writer_t *w, uint16_t n) {
+    put_le(w, n, 2);
+}
 void dht_cenc_put_u24(dht_cenc_writer_t *w, uint32_t n) {
     if (n > 0xffffffu) {
         if (!w->err) w->err = COMMON_ERANGE;
@@ -59,8 +63,12 @@ void dht_cenc_put_u24(dht_cenc_writer_t *w, uint32_t n) {
     }
     put_le(w, n, 3);
 }
-void dht_cenc_put_u32(dht_cenc_writer_t *w, uint32_t n) { put_le(w, n, 4); }
-void dht_cenc_put_u64(dht_cenc_writer_t *w, uint64_t n) { put_le(w, n, 8); }
+void dht_cenc_put_u32(dht_cenc_writer_t *w, uint32_t n) {
+    put_le(w, n, 4);
+}
+void dht_cenc_put_u64(dht_cenc_writer_t *w, uint64_t n) {
+    put_le(w, n, 8);
+}
 
 void dht_cenc_put_uint(dht_cenc_writer_t *w, uint64_t n) {
     if (n <= 0xfc) {
@@ -165,7 +173,9 @@ int dht_cenc_get_u32(dht_cenc_reader_t *r, uint32_t *out) {
     *out = (uint32_t)v;
     return rc;
 }
-int dht_cenc_get_u64(dht_cenc_reader_t *r, uint64_t *out) { return get_le(r, 8, out); }
+int dht_cenc_get_u64(dht_cenc_reader_t *r, uint64_t *out) {
+    return get_le(r, 8, out);
+}
 
 int dht_cenc_get_uint(dht_cenc_reader_t *r, uint64_t *out) {
     uint64_t a;
@@ -285,8 +295,7 @@ int dht_cenc_get_ipv6_array(dht_cenc_reader_t *r, dht_ipv6_addr_t *out, size_t c
 /* ---- helpers ---- */
 
 void dht_ipv4_format(const dht_ipv4_addr_t *a, char *out, size_t cap) {
-    snprintf(out, cap, "%u.%u.%u.%u:%u", a->host[0], a->host[1], a->host[2], a->host[3],
-             a->port);
+    snprintf(out, cap, "%u.%u.%u.%u:%u", a->host[0], a->host[1], a->host[2], a->host[3], a->port);
 }
 
 int dht_ipv4_parse(const char *host, uint16_t port, dht_ipv4_addr_t *out) {

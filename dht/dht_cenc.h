@@ -52,15 +52,15 @@ typedef struct dht_ipv6_addr {
 typedef struct dht_cenc_writer {
     uint8_t *buf; /* borrowed; NULL = count only */
     size_t cap;
-    size_t len;   /* bytes written (or counted) so far */
-    int err;      /* 0 or the first error */
+    size_t len; /* bytes written (or counted) so far */
+    int err;    /* 0 or the first error */
 } dht_cenc_writer_t;
 
 typedef struct dht_cenc_reader {
     const uint8_t *buf; /* borrowed */
     size_t len;
     size_t pos;
-    int err;            /* 0 or COMMON_EPROTO after the first failed get */
+    int err; /* 0 or COMMON_EPROTO after the first failed get */
 } dht_cenc_reader_t;
 
 /* ---- sizes ---- */

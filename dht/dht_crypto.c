@@ -47,8 +47,10 @@ void dht_crypto_hmac(uint8_t out[64], const void *key, size_t keylen,
                      const dht_crypto_part_t *parts, size_t nparts) {
     uint8_t k[HMAC_BLOCK], pad[HMAC_BLOCK], inner[64];
     memset(k, 0, sizeof k);
-    if (keylen > HMAC_BLOCK) crypto_generichash(k, 64, key, keylen, NULL, 0);
-    else if (keylen) memcpy(k, key, keylen);
+    if (keylen > HMAC_BLOCK)
+        crypto_generichash(k, 64, key, keylen, NULL, 0);
+    else if (keylen)
+        memcpy(k, key, keylen);
 
     crypto_generichash_state st;
     for (size_t i = 0; i < HMAC_BLOCK; i++) pad[i] = (uint8_t)(k[i] ^ 0x36);
@@ -96,9 +98,13 @@ void dht_crypto_keypair_seed(dht_keypair_t *kp, const uint8_t seed[32]) {
     crypto_sign_seed_keypair(kp->pk, kp->sk, seed);
 }
 
-void dht_crypto_keypair_random(dht_keypair_t *kp) { crypto_sign_keypair(kp->pk, kp->sk); }
+void dht_crypto_keypair_random(dht_keypair_t *kp) {
+    crypto_sign_keypair(kp->pk, kp->sk);
+}
 
-void dht_crypto_keypair_wipe(dht_keypair_t *kp) { sodium_memzero(kp, sizeof *kp); }
+void dht_crypto_keypair_wipe(dht_keypair_t *kp) {
+    sodium_memzero(kp, sizeof *kp);
+}
 
 int dht_crypto_ed25519_dh(uint8_t out[32], const uint8_t sk[64], const uint8_t remote_pk[32]) {
     uint8_t h[64];
@@ -115,7 +121,9 @@ int dht_crypto_ed25519_dh(uint8_t out[32], const uint8_t sk[64], const uint8_t r
     return 0;
 }
 
-void dht_crypto_target(const uint8_t pk[32], uint8_t out[32]) { dht_crypto_hash(out, pk, 32); }
+void dht_crypto_target(const uint8_t pk[32], uint8_t out[32]) {
+    dht_crypto_hash(out, pk, 32);
+}
 
 void dht_crypto_sign(uint8_t sig[64], const void *m, size_t n, const uint8_t sk[64]) {
     crypto_sign_detached(sig, NULL, m, n, sk);

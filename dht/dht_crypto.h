@@ -23,11 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DHT_HASH_BYTES 32      /* BLAKE2b-256 */
-#define DHT_NOISE_HASHLEN 64   /* BLAKE2b-512, Noise HASHLEN */
-#define DHT_PK_BYTES 32
-#define DHT_SK_BYTES 64
-#define DHT_SIG_BYTES 64
+#define DHT_HASH_BYTES    32 /* BLAKE2b-256 */
+#define DHT_NOISE_HASHLEN 64 /* BLAKE2b-512, Noise HASHLEN */
+#define DHT_PK_BYTES      32
+#define DHT_SK_BYTES      64
+#define DHT_SIG_BYTES     64
 
 /** One part of a message hashed in pieces (like crypto_generichash_batch). */
 typedef struct dht_crypto_part {

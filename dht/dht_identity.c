@@ -9,8 +9,8 @@
 #include "common/common_err.h"
 #include "common/common_fs.h"
 
-#define TAG "swarmdvm-ed25519-seed-v1 "
-#define TAG_LEN (sizeof TAG - 1)
+#define TAG      "swarmdvm-ed25519-seed-v1 "
+#define TAG_LEN  (sizeof TAG - 1)
 #define FILE_LEN (TAG_LEN + 64 + 1)
 
 static int path_of(const char *datadir, char *out, size_t cap) {
@@ -44,8 +44,8 @@ int dht_identity_load(const char *datadir, dht_keypair_t *kp) {
     return rc;
 }
 
-int dht_identity_load_or_create(const char *datadir, const common_env_t *env,
-                                dht_keypair_t *kp, int *created) {
+int dht_identity_load_or_create(const char *datadir, const common_env_t *env, dht_keypair_t *kp,
+                                int *created) {
     if (created) *created = 0;
     int rc = dht_identity_load(datadir, kp);
     if (rc != COMMON_ENOTFOUND) return rc;
@@ -54,8 +54,10 @@ int dht_identity_load_or_create(const char *datadir, const common_env_t *env,
     if (rc) return rc;
     uint8_t seed[32];
     char buf[FILE_LEN + 1];
-    if (env) common_random(env, seed, sizeof seed);
-    else randombytes_buf(seed, sizeof seed);
+    if (env)
+        common_random(env, seed, sizeof seed);
+    else
+        randombytes_buf(seed, sizeof seed);
     memcpy(buf, TAG, TAG_LEN);
     common_hex_encode(seed, 32, buf + TAG_LEN);
     buf[FILE_LEN - 1] = '\n';

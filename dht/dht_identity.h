@@ -28,8 +28,8 @@
  * @return 0; COMMON_EPERM (unsafe permissions); COMMON_EPROTO (malformed file);
  *         COMMON_EIO / COMMON_ESYS / COMMON_ETOOBIG (file system).
  */
-int dht_identity_load_or_create(const char *datadir, const common_env_t *env,
-                                dht_keypair_t *kp, int *created);
+int dht_identity_load_or_create(const char *datadir, const common_env_t *env, dht_keypair_t *kp,
+                                int *created);
 
 /** @brief Load only (COMMON_ENOTFOUND when there is no identity yet). */
 int dht_identity_load(const char *datadir, dht_keypair_t *kp);

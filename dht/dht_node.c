@@ -13,14 +13,14 @@
 #include "dht/dht_records.h"
 #include "dht/dht_table.h"
 
-#define TICK_MS 5000u
-#define DRAIN_MS 750u
-#define SLEEP_GAP_MS (3u * TICK_MS)
-#define REFRESH_TICKS 60u
-#define RECENT_NODE 12u
-#define OLD_NODE 360u
-#define K DHT_TABLE_K
-#define MAX_DELAYED 64
+#define TICK_MS        5000u
+#define DRAIN_MS       750u
+#define SLEEP_GAP_MS   (3u * TICK_MS)
+#define REFRESH_TICKS  60u
+#define RECENT_NODE    12u
+#define OLD_NODE       360u
+#define K              DHT_TABLE_K
+#define MAX_DELAYED    64
 #define MAX_PING_DELAY 10000u
 #define MAX_BUMP_DRIFT 60000u
 
@@ -42,12 +42,12 @@ struct dht_req {
     uint32_t timeout_ms;
     req_reply_fn on_reply;
     req_fail_fn on_fail;
-    dht_query_t *q;        /* owning query or NULL */
-    dht_announcer_t *ann;  /* announcer this request reports to (holds a ref) */
-    void *ud;              /* callback data for node-internal requests */
-    dht_done_cb done;      /* dht_node_ping */
-    dht_response_cb rcb;   /* dht_node_request */
-    uint8_t node_id[32];   /* table node this request checks */
+    dht_query_t *q;       /* owning query or NULL */
+    dht_announcer_t *ann; /* announcer this request reports to (holds a ref) */
+    void *ud;             /* callback data for node-internal requests */
+    dht_done_cb done;     /* dht_node_ping */
+    dht_response_cb rcb;  /* dht_node_request */
+    uint8_t node_id[32];  /* table node this request checks */
     uint32_t last_seen;
     int is_commit;
     int is_check;          /* table check (or swap) ping */
@@ -172,19 +172,21 @@ struct dht_node {
     } fw;
 };
 
-#define STABLE_TICKS 240u
+#define STABLE_TICKS      240u
 #define MORE_STABLE_TICKS (3u * STABLE_TICKS)
 
 static void query_read_more(dht_query_t *q);
 static void refresh(dht_node_t *n);
 static void query_finish(dht_query_t *q, int status);
 
-static uint64_t now_ms(const dht_node_t *n) { return common_now_ms(n->env); }
+static uint64_t now_ms(const dht_node_t *n) {
+    return common_now_ms(n->env);
+}
 
 static int addr_ok(const dht_node_t *n, const dht_addr_t *a) {
     if (a->port == 0) return 0;
-    if (a->host[0] == 0 || (a->host[0] == 255 && a->host[1] == 255 && a->host[2] == 255 &&
-                            a->host[3] == 255))
+    if (a->host[0] == 0 ||
+        (a->host[0] == 255 && a->host[1] == 255 && a->host[2] == 255 && a->host[3] == 255))
         return 0;
     if (!n->allow_local && dht_addr_is_local(a)) return 0;
     return 1;
@@ -298,7 +300,9 @@ static void reply_send(dht_node_t *n, int sock, const dht_addr_t *to, uint16_t t
 
 /* ------------------------------------------------------------------ routing table upkeep */
 
-static void nat_add(dht_node_t *n, const dht_addr_t *a) { dht_nat_add(&n->nat, a); }
+static void nat_add(dht_node_t *n, const dht_addr_t *a) {
+    dht_nat_add(&n->nat, a);
+}
 
 static void on_swap_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
                           const dht_addr_t *from, const uint8_t *vid);
@@ -397,8 +401,8 @@ static void on_check_fail(dht_node_t *n, dht_req_t *r, int err) {
 
 static void check_node(dht_node_t *n, dht_table_node_t *node) {
     node->pinged = n->tick;
-    dht_req_t *r = request(n, &node->addr, NULL, 1, DHT_CMD_PING, NULL, NULL, 0, 0,
-                           on_check_reply, on_check_fail, NULL, 0);
+    dht_req_t *r = request(n, &node->addr, NULL, 1, DHT_CMD_PING, NULL, NULL, 0, 0, on_check_reply,
+                           on_check_fail, NULL, 0);
     if (!r) return;
     memcpy(r->node_id, node->id, 32);
     r->last_seen = node->seen;
@@ -439,8 +443,8 @@ static void on_find_peer_req(dht_node_t *n, int sock, const dht_rpc_msg_t *m,
                len > 0 ? (size_t)len : 0);
 }
 
-static void on_announce_req(dht_node_t *n, int sock, const dht_rpc_msg_t *m,
-                            const dht_addr_t *from, int unannounce) {
+static void on_announce_req(dht_node_t *n, int sock, const dht_rpc_msg_t *m, const dht_addr_t *from,
+                            int unannounce) {
     if (!m->target || !m->token || n->ephemeral) return;
     dht_announce_t a;
     if (dht_announce_decode(m->value, m->value_len, &a) != 0) return;
@@ -491,8 +495,8 @@ static void on_handshake_req(dht_node_t *n, int sock, const dht_rpc_msg_t *m,
                              const dht_addr_t *from) {
     dht_handshake_msg_t hs;
     if (dht_handshake_decode(m->value, m->value_len, &hs) != 0) return;
-    const dht_route_t *rt = m->target ? dht_records_route_get(n->records, m->target, now_ms(n))
-                                      : NULL;
+    const dht_route_t *rt =
+        m->target ? dht_records_route_get(n->records, m->target, now_ms(n)) : NULL;
     uint8_t val[DHT_RPC_MAX_PACKET];
     dht_handshake_msg_t out;
     memset(&out, 0, sizeof out);
@@ -509,7 +513,8 @@ static void on_handshake_req(dht_node_t *n, int sock, const dht_rpc_msg_t *m,
         out.has_peer = 1;
         out.peer = *from;
         len = dht_handshake_encode(&out, val, sizeof val);
-        if (len > 0) send_relay(n, sock, m, hs.has_relay ? &hs.relay : &rt->relay, val, (size_t)len);
+        if (len > 0)
+            send_relay(n, sock, m, hs.has_relay ? &hs.relay : &rt->relay, val, (size_t)len);
         return;
     case DHT_HS_FROM_RELAY:
         if (!rt) return;
@@ -529,8 +534,7 @@ static void on_handshake_req(dht_node_t *n, int sock, const dht_rpc_msg_t *m,
         len = dht_handshake_encode(&out, val, sizeof val);
         if (len > 0) reply_send(n, sock, &hs.peer, m->tid, NULL, 0, 0, 0, val, (size_t)len);
         return;
-    default:
-        return;
+    default: return;
     }
 }
 
@@ -538,8 +542,8 @@ static void on_holepunch_req(dht_node_t *n, int sock, const dht_rpc_msg_t *m,
                              const dht_addr_t *from) {
     dht_holepunch_msg_t hp;
     if (dht_holepunch_decode(m->value, m->value_len, &hp) != 0) return;
-    const dht_route_t *rt = m->target ? dht_records_route_get(n->records, m->target, now_ms(n))
-                                      : NULL;
+    const dht_route_t *rt =
+        m->target ? dht_records_route_get(n->records, m->target, now_ms(n)) : NULL;
     uint8_t val[DHT_RPC_MAX_PACKET];
     dht_holepunch_msg_t out = hp;
     int len;
@@ -562,8 +566,7 @@ static void on_holepunch_req(dht_node_t *n, int sock, const dht_rpc_msg_t *m,
         if (len > 0) reply_send(n, sock, to, m->tid, NULL, 0, 0, 0, val, (size_t)len);
         return;
     }
-    default: /* FROM_RELAY is for a server (the owner's hook) */
-        return;
+    default: /* FROM_RELAY is for a server (the owner's hook) */ return;
     }
 }
 
@@ -581,9 +584,7 @@ static void on_request(dht_node_t *n, int sock, const dht_rpc_msg_t *m, const dh
 
     if (m->internal) {
         switch (m->command) {
-        case DHT_CMD_PING:
-            reply_send(n, sock, from, m->tid, NULL, 0, 0, 0, NULL, 0);
-            return;
+        case DHT_CMD_PING: reply_send(n, sock, from, m->tid, NULL, 0, 0, 0, NULL, 0); return;
         case DHT_CMD_PING_NAT: {
             if (!m->value || m->value_len < 2) return;
             dht_addr_t to = *from;
@@ -669,7 +670,8 @@ void dht_node_on_datagram(dht_node_t *n, int sock, const uint8_t *buf, size_t le
     n->last_rx_sock = sock;
     if (n->fw.active && sock == DHT_SOCK_SERVER && n->fw.nhosts < 8) {
         int seen = 0;
-        for (size_t i = 0; i < n->fw.nhosts; i++) seen |= memcmp(n->fw.hosts[i], from->host, 4) == 0;
+        for (size_t i = 0; i < n->fw.nhosts; i++)
+            seen |= memcmp(n->fw.hosts[i], from->host, 4) == 0;
         if (!seen) memcpy(n->fw.hosts[n->fw.nhosts++], from->host, 4);
     }
     uint8_t vidbuf[32];
@@ -826,8 +828,8 @@ static void quick_fw_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
     n->test_nat = 1;
 }
 
-static void q_on_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
-                       const dht_addr_t *from, const uint8_t *vid) {
+static void q_on_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m, const dht_addr_t *from,
+                       const uint8_t *vid) {
     dht_query_t *q = r->q;
     if (!q || q->dead) return;
     if (r->slow) q->slow--;
@@ -835,14 +837,16 @@ static void q_on_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
     q_seen_t *s = q_find_seen(q, &r->to);
     if (s) s->state = 1;
     if (q->committing) return;
-    if (m->error == 0) q->successes++;
-    else q->errors++;
+    if (m->error == 0)
+        q->successes++;
+    else
+        q->errors++;
     if (q->is_bootstrap == 1 && n->quick_fw && !n->quick_fw_sent && n->firewalled &&
         !n->force_persistent) {
         n->quick_fw_sent = 1;
         uint8_t v[2] = {(uint8_t)(n->server_port & 0xff), (uint8_t)(n->server_port >> 8)};
-        (void)request(n, from, NULL, 1, DHT_CMD_PING_NAT, NULL, v, 2, 1, quick_fw_reply, NULL,
-                      NULL, 0);
+        (void)request(n, from, NULL, 1, DHT_CMD_PING_NAT, NULL, v, 2, 1, quick_fw_reply, NULL, NULL,
+                      0);
     }
     if (m->error == 0 && vid && q_is_closer(q, vid)) q_push_closest(q, vid, from, m->token);
     if (m->has_closer) {
@@ -861,8 +865,10 @@ static void q_on_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
             if (dht_lookup_reply_decode(m->value, m->value_len, &lr) == 0) {
                 int found = 0;
                 for (size_t i = 0; i < lr.npeers && !q->dead; i++) {
-                    if (q->kind == Q_LOOKUP) q_emit_peer(q, &lr.peers[i], from);
-                    else if (memcmp(lr.peers[i].public_key, q->kp.pk, 32) == 0) found = 1;
+                    if (q->kind == Q_LOOKUP)
+                        q_emit_peer(q, &lr.peers[i], from);
+                    else if (memcmp(lr.peers[i].public_key, q->kp.pk, 32) == 0)
+                        found = 1;
                 }
                 if (q->kind == Q_UNANNOUNCE && found && vid && m->token)
                     q_send_unannounce(q, from, vid, m->token);
@@ -934,7 +940,8 @@ static void query_read_more(dht_query_t *q) {
 
 static void q_commit_done(dht_query_t *q, int ok) {
     if (ok) q->commits_ok++;
-    if (--q->commits_pending == 0 && q->committing) query_finish(q, q->commits_ok ? 0 : COMMON_ETIMEDOUT);
+    if (--q->commits_pending == 0 && q->committing)
+        query_finish(q, q->commits_ok ? 0 : COMMON_ETIMEDOUT);
 }
 
 static void q_on_commit_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
@@ -991,8 +998,8 @@ static void q_flush(dht_query_t *q) {
     if (q->kind == Q_ANNOUNCE) {
         for (size_t i = 0; i < q->nclosest; i++) {
             if (!q->closest[i].has_token) continue;
-            dht_req_t *r = q_send_signed(q, 0, &q->closest[i].addr, q->closest[i].id,
-                                         q->closest[i].token);
+            dht_req_t *r =
+                q_send_signed(q, 0, &q->closest[i].addr, q->closest[i].id, q->closest[i].token);
             if (r) {
                 r->is_commit = 1;
                 q->commits_pending++;
@@ -1020,8 +1027,8 @@ static void query_cancel_reqs(dht_node_t *n, dht_query_t *q) {
     }
 }
 
-static dht_query_t *query_new(dht_node_t *n, qkind_t kind, const uint8_t target[32],
-                              int internal, uint64_t command);
+static dht_query_t *query_new(dht_node_t *n, qkind_t kind, const uint8_t target[32], int internal,
+                              uint64_t command);
 static void query_start(dht_query_t *q);
 
 static void bootstrap_done(dht_node_t *n, int walk);
@@ -1077,13 +1084,15 @@ static void fw_check_done(dht_node_t *n) {
     if (ok && !f->only_firewall && n->ephemeral && n->nat.has_host && n->nat.addr.port != 0)
         become_persistent(n, &n->nat.addr);
     if (walk == 1) {
-        if (ok) second_walk(n);
-        else bootstrap_done(n, 2);
+        if (ok)
+            second_walk(n);
+        else
+            bootstrap_done(n, 2);
     }
 }
 
-static void fw_on_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
-                        const dht_addr_t *from, const uint8_t *vid) {
+static void fw_on_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m, const dht_addr_t *from,
+                        const uint8_t *vid) {
     (void)r, (void)vid;
     struct fw_check *f = &n->fw;
     if (!f->active) return;
@@ -1223,8 +1232,8 @@ static void reap_queries(dht_node_t *n) {
     }
 }
 
-static dht_query_t *query_new(dht_node_t *n, qkind_t kind, const uint8_t target[32],
-                              int internal, uint64_t command) {
+static dht_query_t *query_new(dht_node_t *n, qkind_t kind, const uint8_t target[32], int internal,
+                              uint64_t command) {
     dht_query_t *q = calloc(1, sizeof *q);
     if (!q) return NULL;
     q->node = n;
@@ -1295,8 +1304,10 @@ static void collect_oldest(void *ud, dht_table_node_t *node) {
     if (node->pinged == c->tick) return;
     size_t i = c->n < c->max ? c->n : c->max;
     if (c->n == c->max && node->seen >= c->nodes[c->max - 1]->seen) return;
-    if (i == c->max) i = c->max - 1;
-    else c->n++;
+    if (i == c->max)
+        i = c->max - 1;
+    else
+        c->n++;
     while (i > 0 && node->seen < c->nodes[i - 1]->seen) {
         c->nodes[i] = c->nodes[i - 1];
         i--;
@@ -1545,11 +1556,21 @@ void dht_node_start(dht_node_t *n) {
     reap_queries(n);
 }
 
-int dht_node_is_persistent(const dht_node_t *n) { return !n->ephemeral; }
-int dht_node_is_ready(const dht_node_t *n) { return n->bootstrapped; }
-int dht_node_is_firewalled(const dht_node_t *n) { return n->firewalled; }
-const uint8_t *dht_node_id(const dht_node_t *n) { return dht_table_id(n->table); }
-size_t dht_node_table_size(const dht_node_t *n) { return dht_table_size(n->table); }
+int dht_node_is_persistent(const dht_node_t *n) {
+    return !n->ephemeral;
+}
+int dht_node_is_ready(const dht_node_t *n) {
+    return n->bootstrapped;
+}
+int dht_node_is_firewalled(const dht_node_t *n) {
+    return n->firewalled;
+}
+const uint8_t *dht_node_id(const dht_node_t *n) {
+    return dht_table_id(n->table);
+}
+size_t dht_node_table_size(const dht_node_t *n) {
+    return dht_table_size(n->table);
+}
 
 int dht_node_public_addr(const dht_node_t *n, dht_addr_t *out) {
     if (!n->nat.has_host) return 0;
@@ -1616,8 +1637,7 @@ static dht_query_t *announce_common(dht_node_t *n, qkind_t kind, const uint8_t t
 }
 
 dht_query_t *dht_announce(dht_node_t *n, const uint8_t topic[32], const dht_keypair_t *kp,
-                          const dht_addr_t *relays, size_t nrelays, dht_done_cb on_done,
-                          void *ud) {
+                          const dht_addr_t *relays, size_t nrelays, dht_done_cb on_done, void *ud) {
     return announce_common(n, Q_ANNOUNCE, topic, kp, relays, nrelays, on_done, ud);
 }
 
@@ -1633,8 +1653,8 @@ static void on_ping_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
 }
 
 int dht_node_ping(dht_node_t *n, const dht_addr_t *to, dht_done_cb cb, void *ud) {
-    dht_req_t *r = request(n, to, NULL, 1, DHT_CMD_PING, NULL, NULL, 0, 0, on_ping_reply, NULL,
-                           NULL, 0);
+    dht_req_t *r =
+        request(n, to, NULL, 1, DHT_CMD_PING, NULL, NULL, 0, 0, on_ping_reply, NULL, NULL, 0);
     if (!r) return COMMON_EAGAIN;
     r->done = cb;
     r->ud = ud;
@@ -1647,9 +1667,9 @@ static void on_raw_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
     if (r->rcb) r->rcb(r->ud, 0, m, from);
 }
 
-int dht_node_request(dht_node_t *n, const dht_addr_t *to, uint64_t command,
-                     const uint8_t *target, const uint8_t *token, const uint8_t *value,
-                     size_t len, dht_response_cb cb, void *ud) {
+int dht_node_request(dht_node_t *n, const dht_addr_t *to, uint64_t command, const uint8_t *target,
+                     const uint8_t *token, const uint8_t *value, size_t len, dht_response_cb cb,
+                     void *ud) {
     dht_req_t *r = request(n, to, token, 0, command, target, value, len, value != NULL,
                            on_raw_reply, NULL, NULL, 0);
     if (!r) return COMMON_EAGAIN;
@@ -1705,7 +1725,7 @@ int dht_node_add_bootstrap(dht_node_t *n, const dht_addr_t *a, const dht_addr_t 
 /* ------------------------------------------------------------------ announcer */
 
 #define ANN_PING_MS 3000u
-#define ANN_ITERS 100u /* ~5 minutes of 3 s pings between full re-announces */
+#define ANN_ITERS   100u /* ~5 minutes of 3 s pings between full re-announces */
 
 static void ann_update(dht_announcer_t *a);
 static void ann_maybe_done(dht_announcer_t *a);
@@ -1736,8 +1756,8 @@ static int ann_sign_value(dht_announcer_t *a, int unannounce, const uint8_t id[3
     return dht_announce_encode(&v, val, cap);
 }
 
-static void ann_unref(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
-                      const dht_addr_t *from, const uint8_t *vid) {
+static void ann_unref(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m, const dht_addr_t *from,
+                      const uint8_t *vid) {
     (void)n, (void)m, (void)from, (void)vid;
     r->ann->refs--;
     ann_maybe_done(r->ann);
@@ -1759,8 +1779,8 @@ static void ann_unann_reply(dht_node_t *n, dht_req_t *r, const dht_rpc_msg_t *m,
         uint8_t val[256];
         int len = ann_sign_value(a, 1, vid, m->token, val, sizeof val);
         if (len > 0)
-            (void)ann_request(a, from, m->token, 0, DHT_CMD_UNANNOUNCE, val, (size_t)len,
-                              ann_unref, ann_unref_fail);
+            (void)ann_request(a, from, m->token, 0, DHT_CMD_UNANNOUNCE, val, (size_t)len, ann_unref,
+                              ann_unref_fail);
     }
     ann_maybe_done(a);
 }

@@ -63,15 +63,15 @@ typedef struct dht_node_events {
 typedef struct dht_node_opts {
     const dht_addr_t *bootstrap; /* resolved bootstrap nodes (copied) */
     size_t nbootstrap;
-    int ephemeral;               /* 1: client only; 0: persistent once the address is known */
-    int firewalled;              /* 1: send requests from the client socket */
-    int allow_local;             /* accept loopback/private addresses */
+    int ephemeral;                 /* 1: client only; 0: persistent once the address is known */
+    int firewalled;                /* 1: send requests from the client socket */
+    int allow_local;               /* accept loopback/private addresses */
     const dht_addr_t *public_addr; /* pre-seeded public address (bootstrapper), or NULL */
-    uint16_t server_port;        /* local port of the server socket (PING_NAT value) */
-    uint32_t concurrency;        /* 0 = 10 */
-    int adaptive;                /* with ephemeral = 1: become persistent after ~20 stable,
-                                    unfirewalled minutes (JS default for DHT nodes) */
-    int no_quick_firewall;       /* skip the PING_NAT probe + firewall check at bootstrap */
+    uint16_t server_port;          /* local port of the server socket (PING_NAT value) */
+    uint32_t concurrency;          /* 0 = 10 */
+    int adaptive;                  /* with ephemeral = 1: become persistent after ~20 stable,
+                                      unfirewalled minutes (JS default for DHT nodes) */
+    int no_quick_firewall;         /* skip the PING_NAT probe + firewall check at bootstrap */
     size_t max_topics, max_records, max_routes; /* 0 = defaults of dht_records.h */
 } dht_node_opts_t;
 
@@ -123,8 +123,7 @@ dht_query_t *dht_find_peer(dht_node_t *n, const uint8_t public_key[32], dht_peer
  * @p kp is copied (and wiped when the query ends).
  */
 dht_query_t *dht_announce(dht_node_t *n, const uint8_t topic[32], const dht_keypair_t *kp,
-                          const dht_addr_t *relays, size_t nrelays, dht_done_cb on_done,
-                          void *ud);
+                          const dht_addr_t *relays, size_t nrelays, dht_done_cb on_done, void *ud);
 /** @brief LOOKUP walk; signed UNANNOUNCE to every node that returned our record and to the
  *  closest responders. */
 dht_query_t *dht_unannounce(dht_node_t *n, const uint8_t topic[32], const dht_keypair_t *kp,
@@ -185,16 +184,16 @@ void dht_node_relay(dht_node_t *n, const dht_node_req_t *req, const dht_addr_t *
 typedef void (*dht_response_cb)(void *ud, int status, const dht_rpc_msg_t *res,
                                 const dht_addr_t *from);
 /** @brief Send one hyperdht request (3 retries). @p ud must stay valid until @p cb. */
-int dht_node_request(dht_node_t *n, const dht_addr_t *to, uint64_t command,
-                     const uint8_t *target, const uint8_t *token, const uint8_t *value,
-                     size_t len, dht_response_cb cb, void *ud);
+int dht_node_request(dht_node_t *n, const dht_addr_t *to, uint64_t command, const uint8_t *target,
+                     const uint8_t *token, const uint8_t *value, size_t len, dht_response_cb cb,
+                     void *ud);
 
 /* ---- bootstrap list ---- */
 
 /** One bootstrap entry: "host:port" or "suggestedIP@host:port". */
 typedef struct dht_bootstrap_entry {
-    char host[256];     /* hostname or dotted IPv4 */
-    int has_ip;         /* suggested IP present, or host is a literal IPv4 */
+    char host[256]; /* hostname or dotted IPv4 */
+    int has_ip;     /* suggested IP present, or host is a literal IPv4 */
     uint8_t ip[4];
     uint16_t port;
 } dht_bootstrap_entry_t;

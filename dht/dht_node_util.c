@@ -167,7 +167,9 @@ void dht_tokens_drain(dht_tokens_t *t) {
     sodium_memzero(tmp, sizeof tmp);
 }
 
-void dht_tokens_wipe(dht_tokens_t *t) { sodium_memzero(t, sizeof *t); }
+void dht_tokens_wipe(dht_tokens_t *t) {
+    sodium_memzero(t, sizeof *t);
+}
 
 /* ---- bootstrap parsing ---- */
 

@@ -22,12 +22,12 @@ typedef struct dht_nat_sample {
 
 typedef struct dht_nat {
     int has_host;
-    dht_addr_t addr;     /* port 0 = randomising NAT */
+    dht_addr_t addr; /* port 0 = randomising NAT */
     uint32_t size, threshold, top;
     dht_nat_sample_t pool[64]; /* distinct sample objects (JS shares objects) */
     int16_t samples[32];       /* indices into pool, -1 = empty */
     uint32_t nsamples;
-    int a, b;                  /* best (host,port) and best (host,0) */
+    int a, b; /* best (host,port) and best (host,0) */
 } dht_nat_t;
 
 void dht_nat_init(dht_nat_t *s);

@@ -238,7 +238,9 @@ fail_nohandles:
     return NULL;
 }
 
-dht_node_t *dht_node_uv_node(dht_node_uv_t *u) { return u->node; }
+dht_node_t *dht_node_uv_node(dht_node_uv_t *u) {
+    return u->node;
+}
 
 int dht_node_uv_server_addr(dht_node_uv_t *u, dht_addr_t *out) {
     struct sockaddr_storage ss;
@@ -250,7 +252,9 @@ int dht_node_uv_server_addr(dht_node_uv_t *u, dht_addr_t *out) {
     return 0;
 }
 
-static void on_closed(uv_handle_t *h) { close_step(h->data); }
+static void on_closed(uv_handle_t *h) {
+    close_step(h->data);
+}
 
 void dht_node_uv_close(dht_node_uv_t *u, void (*cb)(void *ud), void *ud) {
     u->close_cb = cb;

@@ -18,10 +18,10 @@
 typedef struct dht_node_uv dht_node_uv_t;
 
 typedef struct dht_node_uv_opts {
-    const char *host;       /* bind address, dotted IPv4 ("127.0.0.1"; "0.0.0.0" = any) */
-    uint16_t port;          /* server port (0 = random) */
-    int ephemeral;          /* 1: client node */
-    int firewalled;         /* 1: requests from the client socket */
+    const char *host; /* bind address, dotted IPv4 ("127.0.0.1"; "0.0.0.0" = any) */
+    uint16_t port;    /* server port (0 = random) */
+    int ephemeral;    /* 1: client node */
+    int firewalled;   /* 1: requests from the client socket */
     int allow_local;
     int public_host;        /* 1: host is our public address (bootstrapper: pre-seed NAT) */
     char *const *bootstrap; /* "host:port" / "ip@host:port"; NULL = public defaults */

@@ -14,8 +14,7 @@ enum tok { T_END = 0, T_E, T_S, T_EE, T_ES, T_SE, T_SS };
 #define MAX_MSGS 3
 #define MAX_TOKS 5
 
-static const uint8_t XX_MSGS[MAX_MSGS][MAX_TOKS] = {
-    {T_E}, {T_E, T_EE, T_S, T_ES}, {T_S, T_SE}};
+static const uint8_t XX_MSGS[MAX_MSGS][MAX_TOKS] = {{T_E}, {T_E, T_EE, T_S, T_ES}, {T_S, T_SE}};
 static const uint8_t IK_MSGS[MAX_MSGS][MAX_TOKS] = {{T_E, T_ES, T_S, T_SS}, {T_E, T_EE, T_SE}};
 
 struct dht_noise {
@@ -71,8 +70,7 @@ static size_t encrypt_and_hash(dht_noise_t *n, const uint8_t *in, size_t len, ui
         uint8_t nonce[12];
         unsigned long long cl;
         make_nonce(n->nonce, nonce);
-        crypto_aead_chacha20poly1305_ietf_encrypt(out, &cl, in, len, n->h, 64, NULL, nonce,
-                                                  n->k);
+        crypto_aead_chacha20poly1305_ietf_encrypt(out, &cl, in, len, n->h, 64, NULL, nonce, n->k);
         n->nonce++;
         olen = (size_t)cl;
     } else if (len) {
@@ -108,10 +106,22 @@ static int dh_token(dht_noise_t *n, int tok) {
     const uint8_t *remote;
     int i = n->initiator;
     switch (tok) {
-    case T_EE: local = &n->e; remote = n->re; break;
-    case T_ES: local = i ? &n->e : &n->s; remote = i ? n->rs : n->re; break;
-    case T_SE: local = i ? &n->s : &n->e; remote = i ? n->re : n->rs; break;
-    default: local = &n->s; remote = n->rs; break; /* T_SS */
+    case T_EE:
+        local = &n->e;
+        remote = n->re;
+        break;
+    case T_ES:
+        local = i ? &n->e : &n->s;
+        remote = i ? n->rs : n->re;
+        break;
+    case T_SE:
+        local = i ? &n->s : &n->e;
+        remote = i ? n->re : n->rs;
+        break;
+    default:
+        local = &n->s;
+        remote = n->rs;
+        break; /* T_SS */
     }
     uint8_t dh[32];
     if (dht_crypto_ed25519_dh(dh, local->sk, remote) != 0) return DHT_EHANDSHAKE;
@@ -158,8 +168,8 @@ dht_noise_t *dht_noise_new(dht_noise_pattern_t pattern, int initiator,
     int dummy;
     if (!err) err = &dummy;
     *err = 0;
-    if ((pattern != DHT_NOISE_IK && pattern != DHT_NOISE_XX) || !static_kp ||
-        (plen && !prologue) || (pattern == DHT_NOISE_IK && initiator && !remote_pk)) {
+    if ((pattern != DHT_NOISE_IK && pattern != DHT_NOISE_XX) || !static_kp || (plen && !prologue) ||
+        (pattern == DHT_NOISE_IK && initiator && !remote_pk)) {
         *err = COMMON_EINVAL;
         return NULL;
     }
@@ -204,7 +214,9 @@ int dht_noise_wants_send(const dht_noise_t *n) {
     return (n->step % 2 == 0) == (n->initiator == 1);
 }
 
-int dht_noise_complete(const dht_noise_t *n) { return n->complete && !n->failed; }
+int dht_noise_complete(const dht_noise_t *n) {
+    return n->complete && !n->failed;
+}
 
 int dht_noise_send(dht_noise_t *n, const void *payload, size_t plen, uint8_t *out, size_t cap,
                    size_t *outlen) {
@@ -217,9 +229,12 @@ int dht_noise_send(dht_noise_t *n, const void *payload, size_t plen, uint8_t *ou
     size_t need = 0;
     int key = n->has_key;
     for (int i = 0; i < MAX_TOKS && toks[i]; i++) {
-        if (toks[i] == T_E) need += 32;
-        else if (toks[i] == T_S) need += key ? 48 : 32;
-        else key = 1;
+        if (toks[i] == T_E)
+            need += 32;
+        else if (toks[i] == T_S)
+            need += key ? 48 : 32;
+        else
+            key = 1;
     }
     need += plen + (key ? 16 : 0);
     if (need > cap || need > DHT_NOISE_MAX_MSG) return COMMON_ETOOBIG;
@@ -231,8 +246,10 @@ int dht_noise_send(dht_noise_t *n, const void *payload, size_t plen, uint8_t *ou
         case T_E:
             if (!n->has_e) {
                 uint8_t seed[32];
-                if (n->env) common_random(n->env, seed, 32);
-                else randombytes_buf(seed, 32);
+                if (n->env)
+                    common_random(n->env, seed, 32);
+                else
+                    randombytes_buf(seed, 32);
                 dht_crypto_keypair_seed(&n->e, seed);
                 sodium_memzero(seed, sizeof seed);
                 n->has_e = 1;
@@ -241,12 +258,8 @@ int dht_noise_send(dht_noise_t *n, const void *payload, size_t plen, uint8_t *ou
             memcpy(out + off, n->e.pk, 32);
             off += 32;
             break;
-        case T_S:
-            off += encrypt_and_hash(n, n->s.pk, 32, out + off);
-            break;
-        default:
-            rc = dh_token(n, toks[i]);
-            break;
+        case T_S: off += encrypt_and_hash(n, n->s.pk, 32, out + off); break;
+        default: rc = dh_token(n, toks[i]); break;
         }
         if (rc) return fail(n, rc);
     }
@@ -257,8 +270,8 @@ int dht_noise_send(dht_noise_t *n, const void *payload, size_t plen, uint8_t *ou
     return 0;
 }
 
-int dht_noise_recv(dht_noise_t *n, const uint8_t *msg, size_t len, uint8_t *payload,
-                   size_t cap, size_t *plen) {
+int dht_noise_recv(dht_noise_t *n, const uint8_t *msg, size_t len, uint8_t *payload, size_t cap,
+                   size_t *plen) {
     if (plen) *plen = 0;
     if (n->failed) return DHT_EHANDSHAKE;
     if (n->complete || dht_noise_wants_send(n)) return COMMON_ESTATE;
@@ -288,9 +301,7 @@ int dht_noise_recv(dht_noise_t *n, const uint8_t *msg, size_t len, uint8_t *payl
             off += klen;
             break;
         }
-        default:
-            rc = dh_token(n, toks[i]);
-            break;
+        default: rc = dh_token(n, toks[i]); break;
         }
         if (rc) return fail(n, rc);
     }

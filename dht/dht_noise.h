@@ -87,8 +87,8 @@ int dht_noise_send(dht_noise_t *n, const void *payload, size_t plen, uint8_t *ou
  * @return 0; COMMON_ESTATE; COMMON_ETOOBIG (payload does not fit; the handshake fails);
  *         DHT_EHANDSHAKE (short message, bad MAC, invalid key).
  */
-int dht_noise_recv(dht_noise_t *n, const uint8_t *msg, size_t len, uint8_t *payload,
-                   size_t cap, size_t *plen);
+int dht_noise_recv(dht_noise_t *n, const uint8_t *msg, size_t len, uint8_t *payload, size_t cap,
+                   size_t *plen);
 
 /** @brief The remote static key once known (IK responder after msg1), else NULL. */
 const uint8_t *dht_noise_remote_static(const dht_noise_t *n);

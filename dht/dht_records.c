@@ -167,8 +167,7 @@ uint64_t dht_records_bump(dht_records_t *rs, const uint8_t topic[32]) {
     return t ? t->bump : 0;
 }
 
-void dht_records_set_bump(dht_records_t *rs, const uint8_t topic[32], uint64_t bump,
-                          uint64_t now) {
+void dht_records_set_bump(dht_records_t *rs, const uint8_t topic[32], uint64_t bump, uint64_t now) {
     topic_entry_t *t = get_or_add_topic(rs, topic, now);
     if (t && bump > t->bump) t->bump = bump;
 }

@@ -61,8 +61,7 @@ void dht_records_set_bump(dht_records_t *rs, const uint8_t topic[32], uint64_t b
 int dht_records_route_set(dht_records_t *rs, const uint8_t target[32], const dht_addr_t *relay,
                           const dht_peer_record_t *rec, uint64_t now);
 /** @brief The live route for @p target or NULL (valid until the next mutation). */
-const dht_route_t *dht_records_route_get(dht_records_t *rs, const uint8_t target[32],
-                                         uint64_t now);
+const dht_route_t *dht_records_route_get(dht_records_t *rs, const uint8_t target[32], uint64_t now);
 int dht_records_route_delete(dht_records_t *rs, const uint8_t target[32]);
 
 /** @brief Drop expired entries. */

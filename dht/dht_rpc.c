@@ -102,8 +102,10 @@ int dht_rpc_encode(const dht_rpc_msg_t *m, uint8_t *out, size_t cap) {
     dht_cenc_writer_init(&w, out, cap);
     int closer = m->is_response && m->has_closer && m->ncloser > 0;
     uint64_t flags = (m->id ? 1u : 0u) | (m->token ? 2u : 0u) | (m->value ? 16u : 0u);
-    if (m->is_response) flags |= (closer ? 4u : 0u) | (m->error ? 8u : 0u);
-    else flags |= (m->internal ? 4u : 0u) | (m->target ? 8u : 0u);
+    if (m->is_response)
+        flags |= (closer ? 4u : 0u) | (m->error ? 8u : 0u);
+    else
+        flags |= (m->internal ? 4u : 0u) | (m->target ? 8u : 0u);
     dht_cenc_put_u8(&w, m->is_response ? DHT_RPC_RESPONSE_ID : DHT_RPC_REQUEST_ID);
     dht_cenc_put_uint(&w, flags);
     dht_cenc_put_u16(&w, m->tid);
@@ -138,7 +140,8 @@ static void get_peer(dht_cenc_reader_t *r, dht_peer_record_t *p) {
 
 static void put_peer(dht_cenc_writer_t *w, const dht_peer_record_t *p) {
     dht_cenc_put_fixed32(w, p->public_key);
-    dht_cenc_put_ipv4_array(w, p->relays, p->nrelays < DHT_MAX_RELAYS ? p->nrelays : DHT_MAX_RELAYS);
+    dht_cenc_put_ipv4_array(w, p->relays,
+                            p->nrelays < DHT_MAX_RELAYS ? p->nrelays : DHT_MAX_RELAYS);
 }
 
 static int finish(dht_cenc_writer_t *w) {

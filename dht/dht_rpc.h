@@ -29,21 +29,40 @@
 /** Max peer records decoded from one LOOKUP reply. */
 #define DHT_LOOKUP_MAX_PEERS 20
 
-#define DHT_RPC_VERSION 3
-#define DHT_RPC_REQUEST_ID 0x03
+#define DHT_RPC_VERSION     3
+#define DHT_RPC_REQUEST_ID  0x03
 #define DHT_RPC_RESPONSE_ID 0x13
 
 /* internal commands */
-enum { DHT_CMD_PING = 0, DHT_CMD_PING_NAT = 1, DHT_CMD_FIND_NODE = 2, DHT_CMD_DOWN_HINT = 3,
-       DHT_CMD_DELAYED_PING = 4 };
+enum {
+    DHT_CMD_PING = 0,
+    DHT_CMD_PING_NAT = 1,
+    DHT_CMD_FIND_NODE = 2,
+    DHT_CMD_DOWN_HINT = 3,
+    DHT_CMD_DELAYED_PING = 4
+};
 /* hyperdht commands */
-enum { DHT_CMD_PEER_HANDSHAKE = 0, DHT_CMD_PEER_HOLEPUNCH = 1, DHT_CMD_FIND_PEER = 2,
-       DHT_CMD_LOOKUP = 3, DHT_CMD_ANNOUNCE = 4, DHT_CMD_UNANNOUNCE = 5, DHT_CMD_MUTABLE_PUT = 6,
-       DHT_CMD_MUTABLE_GET = 7, DHT_CMD_IMMUTABLE_PUT = 8, DHT_CMD_IMMUTABLE_GET = 9,
-       DHT_CMD_PLUGIN = 10 };
+enum {
+    DHT_CMD_PEER_HANDSHAKE = 0,
+    DHT_CMD_PEER_HOLEPUNCH = 1,
+    DHT_CMD_FIND_PEER = 2,
+    DHT_CMD_LOOKUP = 3,
+    DHT_CMD_ANNOUNCE = 4,
+    DHT_CMD_UNANNOUNCE = 5,
+    DHT_CMD_MUTABLE_PUT = 6,
+    DHT_CMD_MUTABLE_GET = 7,
+    DHT_CMD_IMMUTABLE_PUT = 8,
+    DHT_CMD_IMMUTABLE_GET = 9,
+    DHT_CMD_PLUGIN = 10
+};
 /* error codes in responses */
-enum { DHT_RPC_OK = 0, DHT_RPC_UNKNOWN_COMMAND = 1, DHT_RPC_INVALID_TOKEN = 2,
-       DHT_RPC_SEQ_REUSED = 16, DHT_RPC_SEQ_TOO_LOW = 17 };
+enum {
+    DHT_RPC_OK = 0,
+    DHT_RPC_UNKNOWN_COMMAND = 1,
+    DHT_RPC_INVALID_TOKEN = 2,
+    DHT_RPC_SEQ_REUSED = 16,
+    DHT_RPC_SEQ_TOO_LOW = 17
+};
 
 /** An IPv4 address (dht_cenc's type): host bytes in network order, host-order port. */
 typedef dht_ipv4_addr_t dht_addr_t;
@@ -65,8 +84,8 @@ typedef struct dht_rpc_msg {
     int is_response;
     uint16_t tid;
     dht_addr_t to;
-    const uint8_t *id;     /* 32 bytes or NULL (as sent; not yet validated) */
-    const uint8_t *token;  /* 32 bytes or NULL */
+    const uint8_t *id;    /* 32 bytes or NULL (as sent; not yet validated) */
+    const uint8_t *token; /* 32 bytes or NULL */
     /* request only */
     int internal;
     uint64_t command;
@@ -77,7 +96,7 @@ typedef struct dht_rpc_msg {
     int has_closer;
     uint64_t error;
     /* both */
-    const uint8_t *value;  /* NULL when absent (flag clear); may be non-NULL with len 0 */
+    const uint8_t *value; /* NULL when absent (flag clear); may be non-NULL with len 0 */
     size_t value_len;
 } dht_rpc_msg_t;
 
@@ -136,8 +155,13 @@ int dht_announce_signable(int unannounce, const uint8_t target[32], const uint8_
                           const uint8_t *refresh, uint8_t out[64]);
 
 /** PEER_HANDSHAKE value (§5.1): flags | mode | noise:buffer | [peerAddress] | [relayAddress] */
-enum { DHT_HS_FROM_CLIENT = 0, DHT_HS_FROM_SERVER = 1, DHT_HS_FROM_RELAY = 2,
-       DHT_HS_FROM_SECOND_RELAY = 3, DHT_HS_REPLY = 4 };
+enum {
+    DHT_HS_FROM_CLIENT = 0,
+    DHT_HS_FROM_SERVER = 1,
+    DHT_HS_FROM_RELAY = 2,
+    DHT_HS_FROM_SECOND_RELAY = 3,
+    DHT_HS_REPLY = 4
+};
 typedef struct dht_handshake_msg {
     uint64_t mode;
     const uint8_t *noise; /* borrowed */

@@ -126,9 +126,8 @@ static dht_sstream_t *alloc_stream(int initiator, const common_env_t *env,
     return s;
 }
 
-dht_sstream_t *dht_sstream_new_xx(int initiator, const dht_keypair_t *kp,
-                                  const common_env_t *env, const dht_sstream_opts_t *opts,
-                                  int *err) {
+dht_sstream_t *dht_sstream_new_xx(int initiator, const dht_keypair_t *kp, const common_env_t *env,
+                                  const dht_sstream_opts_t *opts, int *err) {
     int dummy;
     if (!err) err = &dummy;
     *err = 0;
@@ -250,8 +249,7 @@ static int process_frame(dht_sstream_t *s, const uint8_t *body, size_t n, uint8_
     }
     unsigned long long mlen;
     unsigned char tag;
-    if (crypto_secretstream_xchacha20poly1305_pull(&s->pull, m, &mlen, &tag, body, n, NULL, 0) !=
-        0)
+    if (crypto_secretstream_xchacha20poly1305_pull(&s->pull, m, &mlen, &tag, body, n, NULL, 0) != 0)
         return fail(s, COMMON_ECRYPTO);
     if (mlen == 0 && !s->keep_empty) return 0; /* keep-alive */
     ev->type = DHT_SSTREAM_EV_DATA;
@@ -260,8 +258,8 @@ static int process_frame(dht_sstream_t *s, const uint8_t *body, size_t n, uint8_
     return 0;
 }
 
-static int feed(dht_sstream_t *s, const uint8_t *in, uint8_t *win, size_t len,
-                size_t *consumed, dht_sstream_event_t *ev) {
+static int feed(dht_sstream_t *s, const uint8_t *in, uint8_t *win, size_t len, size_t *consumed,
+                dht_sstream_event_t *ev) {
     ev->type = DHT_SSTREAM_EV_NONE;
     ev->data = NULL;
     ev->len = 0;
@@ -282,7 +280,7 @@ static int feed(dht_sstream_t *s, const uint8_t *in, uint8_t *win, size_t len,
             if (s->hdr_have < 3) break;
             s->hdr_have = 0;
             s->flen = (size_t)s->hdr[0] | ((size_t)s->hdr[1] << 8) | ((size_t)s->hdr[2] << 16);
-            size_t limit = s->noise    ? DHT_NOISE_MAX_MSG
+            size_t limit = s->noise   ? DHT_NOISE_MAX_MSG
                            : !s->open ? DHT_SSTREAM_HEADER_BYTES
                                       : s->max_frame;
             if (s->flen > limit) {
@@ -341,8 +339,8 @@ int dht_sstream_seal(dht_sstream_t *s, const void *plain, size_t plen, uint8_t *
     if (s->out_len != s->out_off) return COMMON_EAGAIN;
     put_u24(frame, plen + DHT_SSTREAM_ABYTES);
     static const uint8_t empty[1] = {0};
-    crypto_secretstream_xchacha20poly1305_push(&s->push, frame + 3, NULL,
-                                               plen ? plain : empty, plen, NULL, 0,
+    crypto_secretstream_xchacha20poly1305_push(&s->push, frame + 3, NULL, plen ? plain : empty,
+                                               plen, NULL, 0,
                                                crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
     s->last_write = common_now_ms(s->env);
     return 0;
@@ -370,7 +368,9 @@ uint64_t dht_sstream_next_deadline(const dht_sstream_t *s) {
     return due > now ? due - now : 0;
 }
 
-int dht_sstream_ready(const dht_sstream_t *s) { return s->ready && !s->err; }
+int dht_sstream_ready(const dht_sstream_t *s) {
+    return s->ready && !s->err;
+}
 
 const uint8_t *dht_sstream_remote_pk(const dht_sstream_t *s) {
     return s->ready ? s->remote_pk : NULL;
@@ -380,7 +380,9 @@ const uint8_t *dht_sstream_handshake_hash(const dht_sstream_t *s) {
     return s->ready ? s->hash : NULL;
 }
 
-int dht_sstream_error(const dht_sstream_t *s) { return s->err; }
+int dht_sstream_error(const dht_sstream_t *s) {
+    return s->err;
+}
 
 void dht_sstream_free(dht_sstream_t *s) {
     if (!s) return;

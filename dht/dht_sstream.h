@@ -51,10 +51,10 @@
 #define DHT_SSTREAM_MAX_FRAME (8u * 1024 * 1024)
 #endif
 /** Largest plaintext one data frame can carry (u24 length minus the 17-byte overhead). */
-#define DHT_SSTREAM_MAX_MESSAGE (0xffffffu - 17u)
-#define DHT_SSTREAM_ABYTES 17u
+#define DHT_SSTREAM_MAX_MESSAGE    (0xffffffu - 17u)
+#define DHT_SSTREAM_ABYTES         17u
 #define DHT_SSTREAM_FRAME_OVERHEAD (3u + 17u)
-#define DHT_SSTREAM_HEADER_BYTES 56u
+#define DHT_SSTREAM_HEADER_BYTES   56u
 #ifndef DHT_SSTREAM_KEEPALIVE_MS
 #define DHT_SSTREAM_KEEPALIVE_MS 5000u
 #endif
@@ -62,9 +62,9 @@
 typedef struct dht_sstream dht_sstream_t;
 
 typedef struct dht_sstream_opts {
-    size_t max_frame;      /* 0 = DHT_SSTREAM_MAX_FRAME */
-    uint32_t keepalive_ms; /* 0 = DHT_SSTREAM_KEEPALIVE_MS; UINT32_MAX = never send */
-    int keep_empty;        /* non-zero: deliver empty messages instead of dropping them */
+    size_t max_frame;              /* 0 = DHT_SSTREAM_MAX_FRAME */
+    uint32_t keepalive_ms;         /* 0 = DHT_SSTREAM_KEEPALIVE_MS; UINT32_MAX = never send */
+    int keep_empty;                /* non-zero: deliver empty messages instead of dropping them */
     const uint8_t *ephemeral_seed; /* tests only: fixed Noise ephemeral (32 bytes), or NULL */
 } dht_sstream_opts_t;
 
@@ -82,9 +82,8 @@ typedef struct dht_sstream_event {
 } dht_sstream_event_t;
 
 /** @brief Standalone mode: Noise XX with @p kp (copied). The initiator's msg1 is queued. */
-dht_sstream_t *dht_sstream_new_xx(int initiator, const dht_keypair_t *kp,
-                                  const common_env_t *env, const dht_sstream_opts_t *opts,
-                                  int *err);
+dht_sstream_t *dht_sstream_new_xx(int initiator, const dht_keypair_t *kp, const common_env_t *env,
+                                  const dht_sstream_opts_t *opts, int *err);
 
 /** @brief After hyperdht's handshake: keys from @p keys (copied); the header is queued. */
 dht_sstream_t *dht_sstream_new_keys(int initiator, const dht_noise_result_t *keys,

@@ -31,8 +31,12 @@ void dht_table_free(dht_table_t *t) {
     free(t);
 }
 
-const uint8_t *dht_table_id(const dht_table_t *t) { return t->id; }
-size_t dht_table_size(const dht_table_t *t) { return t->size; }
+const uint8_t *dht_table_id(const dht_table_t *t) {
+    return t->id;
+}
+size_t dht_table_size(const dht_table_t *t) {
+    return t->size;
+}
 
 unsigned dht_table_row_of(const dht_table_t *t, const uint8_t id[32]) {
     for (unsigned i = 0; i < 32; i++) {
@@ -56,8 +60,10 @@ static long row_find(const dht_table_row_t *r, const uint8_t id[32], size_t *ins
         size_t m = (l + h) / 2;
         int c = memcmp(id, r->nodes[m].id, 32);
         if (c == 0) return (long)m;
-        if (c < 0) h = m;
-        else l = m + 1;
+        if (c < 0)
+            h = m;
+        else
+            l = m + 1;
     }
     if (ins) *ins = l;
     return -1;

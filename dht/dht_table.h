@@ -47,9 +47,9 @@ size_t dht_table_size(const dht_table_t *t);
 unsigned dht_table_row_of(const dht_table_t *t, const uint8_t id[32]);
 
 typedef enum {
-    DHT_TABLE_ADDED = 0,   /* inserted (or updated in place) */
-    DHT_TABLE_FULL = 1,    /* row full; *oldest points at the ping candidate (may be NULL) */
-    DHT_TABLE_SELF = 2,    /* same id as ours: refused */
+    DHT_TABLE_ADDED = 0, /* inserted (or updated in place) */
+    DHT_TABLE_FULL = 1,  /* row full; *oldest points at the ping candidate (may be NULL) */
+    DHT_TABLE_SELF = 2,  /* same id as ours: refused */
 } dht_table_add_result_t;
 
 /**

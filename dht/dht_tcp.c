@@ -82,9 +82,9 @@ typedef struct wreq {
 
 /* Write buffers are recycled: a malloc/free per frame makes glibc grow and trim the heap
  * over and over (brk + fresh zeroed pages), which costs more than the copy itself. */
-#define POOL_SMALL 4096u
+#define POOL_SMALL   4096u
 #define POOL_BUF_MAX (128u * 1024 + 64)
-#define POOL_MAX (DHT_TCP_CORK_FRAMES + 8)
+#define POOL_MAX     (DHT_TCP_CORK_FRAMES + 8)
 
 static void conn_close(dht_tcp_conn_t *c, int status);
 static void process_input(dht_tcp_conn_t *c);
@@ -329,8 +329,10 @@ static void arm_timer(dht_tcp_conn_t *c) {
         return;
     }
     uint64_t d = dht_sstream_next_deadline(c->ss);
-    if (d == UINT64_MAX) uv_timer_stop(&c->timer);
-    else uv_timer_start(&c->timer, on_timer, d, 0);
+    if (d == UINT64_MAX)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, d, 0);
 }
 
 static void maybe_finish(dht_tcp_conn_t *c) {
@@ -351,8 +353,8 @@ static void process_input(dht_tcp_conn_t *c) {
     while (!c->closing && !c->paused && c->rd_off < c->rd_len) {
         size_t used;
         dht_sstream_event_t ev;
-        int rc = dht_sstream_feed_inplace(c->ss, c->rbuf + c->rd_off, c->rd_len - c->rd_off, &used,
-                                          &ev);
+        int rc =
+            dht_sstream_feed_inplace(c->ss, c->rbuf + c->rd_off, c->rd_len - c->rd_off, &used, &ev);
         c->rd_off += used;
         if (rc) {
             if (c->env)
@@ -374,8 +376,7 @@ static void process_input(dht_tcp_conn_t *c) {
         case DHT_SSTREAM_EV_DATA:
             if (c->cbs.on_data) c->cbs.on_data(c, ev.data, ev.len, c->ud);
             break;
-        default:
-            break;
+        default: break;
         }
     }
     c->in_process = 0;
@@ -414,8 +415,10 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 static void start_reading(dht_tcp_conn_t *c) {
     if (c->closing || c->reading || c->remote_ended) return;
     int rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
-    if (rc < 0) conn_close(c, common_err_from_uv(rc));
-    else c->reading = 1;
+    if (rc < 0)
+        conn_close(c, common_err_from_uv(rc));
+    else
+        c->reading = 1;
 }
 
 void dht_tcp_pause(dht_tcp_conn_t *c) {
@@ -493,10 +496,9 @@ static void connect_cb(uv_connect_t *req, int status) {
     start_reading(c);
 }
 
-dht_tcp_conn_t *dht_tcp_connect(uv_loop_t *loop, const common_env_t *env,
-                                const dht_keypair_t *kp, const char *host, uint16_t port,
-                                const dht_tcp_opts_t *opts, const dht_tcp_callbacks_t *cbs,
-                                void *ud, int *err) {
+dht_tcp_conn_t *dht_tcp_connect(uv_loop_t *loop, const common_env_t *env, const dht_keypair_t *kp,
+                                const char *host, uint16_t port, const dht_tcp_opts_t *opts,
+                                const dht_tcp_callbacks_t *cbs, void *ud, int *err) {
     int dummy;
     if (!err) err = &dummy;
     *err = 0;
@@ -522,8 +524,10 @@ dht_tcp_conn_t *dht_tcp_connect(uv_loop_t *loop, const common_env_t *env,
 }
 
 void dht_tcp_conn_set_callbacks(dht_tcp_conn_t *c, const dht_tcp_callbacks_t *cbs, void *ud) {
-    if (cbs) c->cbs = *cbs;
-    else memset(&c->cbs, 0, sizeof c->cbs);
+    if (cbs)
+        c->cbs = *cbs;
+    else
+        memset(&c->cbs, 0, sizeof c->cbs);
     c->ud = ud;
 }
 
@@ -571,7 +575,9 @@ int dht_tcp_write(dht_tcp_conn_t *c, const void *data, size_t len) {
     return 1;
 }
 
-size_t dht_tcp_queued(const dht_tcp_conn_t *c) { return c->queued; }
+size_t dht_tcp_queued(const dht_tcp_conn_t *c) {
+    return c->queued;
+}
 
 static void shutdown_cb(uv_shutdown_t *req, int status) {
     dht_tcp_conn_t *c = req->data;
@@ -607,7 +613,9 @@ int dht_tcp_end(dht_tcp_conn_t *c) {
     return 0;
 }
 
-void dht_tcp_close(dht_tcp_conn_t *c) { conn_close(c, 0); }
+void dht_tcp_close(dht_tcp_conn_t *c) {
+    conn_close(c, 0);
+}
 
 const uint8_t *dht_tcp_remote_pk(const dht_tcp_conn_t *c) {
     return c->connected ? dht_sstream_remote_pk(c->ss) : NULL;
@@ -619,7 +627,9 @@ const uint8_t *dht_tcp_handshake_hash(const dht_tcp_conn_t *c) {
 
 /* ---- server ---- */
 
-static void free_handle(uv_handle_t *h) { free(h); }
+static void free_handle(uv_handle_t *h) {
+    free(h);
+}
 
 static void on_new_connection(uv_stream_t *server, int status) {
     dht_tcp_server_t *srv = server->data;
@@ -649,10 +659,9 @@ static void on_new_connection(uv_stream_t *server, int status) {
     start_reading(c);
 }
 
-dht_tcp_server_t *dht_tcp_listen(uv_loop_t *loop, const common_env_t *env,
-                                 const dht_keypair_t *kp, const char *host, uint16_t port,
-                                 const dht_tcp_opts_t *opts, dht_tcp_accept_cb on_accept,
-                                 void *ud, int *err) {
+dht_tcp_server_t *dht_tcp_listen(uv_loop_t *loop, const common_env_t *env, const dht_keypair_t *kp,
+                                 const char *host, uint16_t port, const dht_tcp_opts_t *opts,
+                                 dht_tcp_accept_cb on_accept, void *ud, int *err) {
     int dummy;
     if (!err) err = &dummy;
     *err = 0;

@@ -83,10 +83,9 @@ typedef struct dht_tcp_opts {
  *         (COMMON_EINVAL bad address, COMMON_ENOMEM). Connection failures arrive as
  *         on_close(status).
  */
-dht_tcp_conn_t *dht_tcp_connect(uv_loop_t *loop, const common_env_t *env,
-                                const dht_keypair_t *kp, const char *host, uint16_t port,
-                                const dht_tcp_opts_t *opts, const dht_tcp_callbacks_t *cbs,
-                                void *ud, int *err);
+dht_tcp_conn_t *dht_tcp_connect(uv_loop_t *loop, const common_env_t *env, const dht_keypair_t *kp,
+                                const char *host, uint16_t port, const dht_tcp_opts_t *opts,
+                                const dht_tcp_callbacks_t *cbs, void *ud, int *err);
 
 /** Called for every accepted connection, before any I/O: install callbacks there. */
 typedef void (*dht_tcp_accept_cb)(dht_tcp_server_t *srv, dht_tcp_conn_t *c, void *ud);
@@ -96,10 +95,9 @@ typedef void (*dht_tcp_accept_cb)(dht_tcp_server_t *srv, dht_tcp_conn_t *c, void
  * connections run the handshake as responder with @p kp (copied) and belong to this module
  * until their on_close, independently of the server.
  */
-dht_tcp_server_t *dht_tcp_listen(uv_loop_t *loop, const common_env_t *env,
-                                 const dht_keypair_t *kp, const char *host, uint16_t port,
-                                 const dht_tcp_opts_t *opts, dht_tcp_accept_cb on_accept,
-                                 void *ud, int *err);
+dht_tcp_server_t *dht_tcp_listen(uv_loop_t *loop, const common_env_t *env, const dht_keypair_t *kp,
+                                 const char *host, uint16_t port, const dht_tcp_opts_t *opts,
+                                 dht_tcp_accept_cb on_accept, void *ud, int *err);
 /** @brief The bound port. */
 uint16_t dht_tcp_server_port(const dht_tcp_server_t *srv);
 /** @brief Stop listening and free the server asynchronously (connections stay open). */

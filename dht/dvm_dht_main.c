@@ -91,7 +91,9 @@ static void on_closed(void *ud) {
     uv_close((uv_handle_t *)&a->deadline, NULL);
 }
 
-static void on_tn_closed(void *ud) { (void)ud; }
+static void on_tn_closed(void *ud) {
+    (void)ud;
+}
 
 static void shutdown_app(app_t *a, int status) {
     if (a->closing) return;
@@ -182,11 +184,14 @@ static void on_ready(void *ud) {
     a->t0 = uv_hrtime();
     a->sent0 = sent_now(a);
     dht_query_t *q = NULL;
-    if (strcmp(a->cmd, "lookup") == 0) q = dht_lookup(n, a->arg, on_peer, on_done, a);
-    else if (strcmp(a->cmd, "find-peer") == 0) q = dht_find_peer(n, a->arg, on_peer, on_done, a);
+    if (strcmp(a->cmd, "lookup") == 0)
+        q = dht_lookup(n, a->arg, on_peer, on_done, a);
+    else if (strcmp(a->cmd, "find-peer") == 0)
+        q = dht_find_peer(n, a->arg, on_peer, on_done, a);
     else if (strcmp(a->cmd, "announce") == 0)
         q = dht_announce(n, a->arg, &a->kp, a->relays, a->nrelays, on_done, a);
-    else if (strcmp(a->cmd, "unannounce") == 0) q = dht_unannounce(n, a->arg, &a->kp, on_done, a);
+    else if (strcmp(a->cmd, "unannounce") == 0)
+        q = dht_unannounce(n, a->arg, &a->kp, on_done, a);
     else if (strcmp(a->cmd, "serve") == 0) {
         a->ann = dht_announcer_start(n, &a->kp, on_relays, a);
         if (!a->ann) shutdown_app(a, 1);
@@ -395,7 +400,8 @@ serve:
     a.deadline.data = &a;
     if (a.cmd && strcmp(a.cmd, "serve") != 0)
         uv_timer_start(&a.deadline, on_deadline, common_cfg_u64(&cfg, "timeout"), 0);
-    else uv_unref((uv_handle_t *)&a.deadline);
+    else
+        uv_unref((uv_handle_t *)&a.deadline);
     uv_run(a.loop, UV_RUN_DEFAULT);
     uv_loop_close(a.loop);
     rc = a.status ? COMMON_EXIT_INTERNAL : COMMON_EXIT_OK;

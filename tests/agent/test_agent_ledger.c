@@ -16,7 +16,8 @@ TEST(jobs_and_stats_survive_reopen) {
     ASSERT_TRUE(l != NULL);
     int64_t a, b, c;
     ASSERT_OK(agent_ledger_job_start(l, "job1", "e69a185f", 5100, 1, 10, &a));
-    ASSERT_OK(agent_ledger_job_start(l, "job1", "77aa0011", 5100, 1, 10, &b)); /* same id, other peer */
+    ASSERT_OK(
+        agent_ledger_job_start(l, "job1", "77aa0011", 5100, 1, 10, &b)); /* same id, other peer */
     ASSERT_TRUE(a != b);
     ASSERT_OK(agent_ledger_job_paid(l, a, 10));
     ASSERT_OK(agent_ledger_job_paid(l, a, 10));

@@ -129,10 +129,10 @@ static const char TEST_KEY[] = "sk-test-5ecret-DO-NOT-LOG-8c1f";
 static int servers_up(void) {
     static int state; /* 0 not started, 1 up, -1 failed */
     if (state) return state > 0;
-    static const char *const main_args[] = {"--parallel", "8", "--token-ms", "1", "--tokens",
-                                            "24", NULL};
-    static const char *const queue_args[] = {"--parallel", "1", "--max-queue", "1", "--token-ms",
-                                             "5", "--tokens", "10", NULL};
+    static const char *const main_args[] = {"--parallel", "8",  "--token-ms", "1",
+                                            "--tokens",   "24", NULL};
+    static const char *const queue_args[] = {
+        "--parallel", "1", "--max-queue", "1", "--token-ms", "5", "--tokens", "10", NULL};
     static const char *const keyed_args[] = {"--api-key", TEST_KEY, "--token-ms", "1", NULL};
     state = (srv_start(&g_main, main_args) == 0 && srv_start(&g_queue, queue_args) == 0 &&
              srv_start(&g_keyed, keyed_args) == 0)
@@ -163,10 +163,10 @@ typedef struct run {
     int ended, end_calls, delta_after_end;
     agent_llm_result_t res;
     char reason[64], message[600];
-    size_t cancel_after;        /* cancel from inside on_delta after this many deltas */
-    int cancel_depth_ok;        /* on_end came after on_delta returned */
+    size_t cancel_after; /* cancel from inside on_delta after this many deltas */
+    int cancel_depth_ok; /* on_end came after on_delta returned */
     int in_delta;
-    uint64_t cancel_ns;         /* uv_hrtime at cancel */
+    uint64_t cancel_ns;            /* uv_hrtime at cancel */
     agent_llm_gen_t *cancel_other; /* cancel this one from on_end */
     void *bench;
     int stop_on_end;
@@ -264,7 +264,9 @@ static void on_end(agent_llm_gen_t *g, const agent_llm_result_t *res, void *ud) 
     if (r->stop_on_end) uv_stop(&r->loop);
 }
 
-static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
+static void stop_loop(uv_timer_t *t) {
+    uv_stop(t->loop);
+}
 
 /* Run the loop until @p flag is set or @p ms pass. */
 static void run_until(run_t *r, int *flag, uint64_t ms) {
@@ -308,7 +310,10 @@ static void fetch_done(common_http_req_t *req, const common_http_result_t *res, 
 
 static char *http_get(run_t *r, const char *url, const char *body) {
     fetch_t f = {0};
-    common_http_opts_t o = {.url = url, .on_done = fetch_done, .ud = &f, .body = body,
+    common_http_opts_t o = {.url = url,
+                            .on_done = fetch_done,
+                            .ud = &f,
+                            .body = body,
                             .body_len = body ? strlen(body) : 0};
     if (!common_http_request(r->http, &o, NULL)) return NULL;
     run_until(r, &f.done, 5000);
@@ -353,7 +358,9 @@ static uint64_t rec_ns(const cJSON *o, const char *k) {
 }
 
 static unsigned g_tagn;
-static void new_tag(char *tag, size_t cap) { snprintf(tag, cap, "t%u_%d", ++g_tagn, (int)getpid()); }
+static void new_tag(char *tag, size_t cap) {
+    snprintf(tag, cap, "t%u_%d", ++g_tagn, (int)getpid());
+}
 
 static const char *BK[] = {"ollama", "openai"};
 
@@ -388,7 +395,8 @@ TEST(lines_split_crlf_and_limits) {
 }
 
 TEST(utf8_stage_holds_back_and_replaces) {
-    const char *emoji = "a\xF0\x9F\x8E\x89" "b\xE6\x97\xA5"; /* a🎉b日 */
+    const char *emoji = "a\xF0\x9F\x8E\x89"
+                        "b\xE6\x97\xA5"; /* a🎉b日 */
     size_t len = strlen(emoji);
     /* Byte by byte: every output is valid and the concatenation is the input. */
     agent_llm_utf8_t u = {{0}, 0};
@@ -454,13 +462,15 @@ TEST(ollama_parser_lines) {
     agent_llm_ollama_parser_t p;
     agent_llm_ev_t ev;
     agent_llm_ollama_parser_init(&p, 0);
-    const char *l1 = "{\"model\":\"m\",\"created_at\":\"x\",\"response\":\"a\\u003cb\\u2028\\\"\",\"done\":false}";
+    const char *l1 = "{\"model\":\"m\",\"created_at\":\"x\",\"response\":\"a\\u003cb\\u2028\\\"\","
+                     "\"done\":false}";
     agent_llm_ollama_parse_line(&p, l1, strlen(l1), &ev);
     ASSERT_EQ_U64(ev.kind, AGENT_LLM_EV_TEXT);
     ASSERT_EQ_U64(ev.len, 7);
     ASSERT_MEM_EQ(ev.text, "a<b\xE2\x80\xA8\"", 7);
-    const char *l2 = "{\"model\":\"m\",\"response\":\"\",\"done\":true,\"done_reason\":\"length\","
-                     "\"total_duration\":10706818083,\"prompt_eval_count\":26,\"eval_count\":5000000000}";
+    const char *l2 =
+        "{\"model\":\"m\",\"response\":\"\",\"done\":true,\"done_reason\":\"length\","
+        "\"total_duration\":10706818083,\"prompt_eval_count\":26,\"eval_count\":5000000000}";
     agent_llm_ollama_parse_line(&p, l2, strlen(l2), &ev);
     ASSERT_EQ_U64(ev.kind, AGENT_LLM_EV_END);
     ASSERT_EQ_U64(ev.end, AGENT_LLM_LENGTH);
@@ -496,7 +506,8 @@ TEST(sse_parser_events) {
     ASSERT_EQ_U64(ev.kind, AGENT_LLM_EV_NONE);
     sse_feed(&p, "", &ev);
     ASSERT_EQ_U64(ev.kind, AGENT_LLM_EV_NONE);
-    sse_feed(&p, "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":null}}]}", &ev);
+    sse_feed(&p, "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":null}}]}",
+             &ev);
     sse_feed(&p, "", &ev);
     ASSERT_EQ_U64(ev.kind, AGENT_LLM_EV_NONE);
     ASSERT_TRUE(ev.any);
@@ -509,7 +520,8 @@ TEST(sse_parser_events) {
     ASSERT_EQ_U64(ev.len, 3);
     sse_feed(&p, "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"length\"}]}", &ev);
     sse_feed(&p, "", &ev);
-    sse_feed(&p, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":9}}", &ev);
+    sse_feed(&p, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":9}}",
+             &ev);
     sse_feed(&p, "", &ev);
     ASSERT_EQ_U64(ev.kind, AGENT_LLM_EV_NONE);
     sse_feed(&p, "data: [DONE]", &ev);
@@ -523,11 +535,13 @@ TEST(sse_parser_events) {
     agent_llm_sse_parser_free(&p);
     /* Mid-stream error objects, both shapes. */
     agent_llm_sse_parser_init(&p);
-    sse_feed(&p, "data: {\"error\":{\"code\":500,\"message\":\"bad\",\"type\":\"server_error\"}}", &ev);
+    sse_feed(&p, "data: {\"error\":{\"code\":500,\"message\":\"bad\",\"type\":\"server_error\"}}",
+             &ev);
     sse_feed(&p, "", &ev);
     ASSERT_EQ_U64(ev.end, AGENT_LLM_ERROR);
     ASSERT_TRUE(strstr(ev.message, "bad") != NULL);
-    sse_feed(&p, "data: {\"choices\":[{\"delta\":{\"content\":\"\"},\"finish_reason\":\"error\"}]}", &ev);
+    sse_feed(&p, "data: {\"choices\":[{\"delta\":{\"content\":\"\"},\"finish_reason\":\"error\"}]}",
+             &ev);
     sse_feed(&p, "", &ev);
     ASSERT_EQ_U64(ev.end, AGENT_LLM_ERROR);
     sse_feed(&p, "data: {not json", &ev);
@@ -557,8 +571,14 @@ TEST(request_bodies) {
     agent_llm_config_t c = base_cfg(AGENT_LLM_BACKEND_OLLAMA, "http://h:1");
     c.keep_alive = "-1";
     const char *stops[] = {"\n\n"};
-    agent_llm_params_t p = {.prompt = "hi \"there\"", .system = "sys", .has_seed = 1, .seed = 42,
-                            .has_temperature = 1, .temperature = 0, .stop = stops, .nstop = 1};
+    agent_llm_params_t p = {.prompt = "hi \"there\"",
+                            .system = "sys",
+                            .has_seed = 1,
+                            .seed = 42,
+                            .has_temperature = 1,
+                            .temperature = 0,
+                            .stop = stops,
+                            .nstop = 1};
     agent_llm_request_t rq;
     ASSERT_OK(agent_llm_ollama_build(&c, &p, 77, &rq));
     ASSERT_STR_EQ(rq.url, "http://h:1/api/generate");
@@ -582,7 +602,8 @@ TEST(request_bodies) {
     ASSERT_STR_EQ(rq.url, "https://openrouter.ai/api/v1/chat/completions");
     o = cJSON_Parse(rq.body);
     ASSERT_EQ_I64(cJSON_GetObjectItem(o, "max_tokens")->valuedouble, 77);
-    ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "stream_options"), "include_usage")));
+    ASSERT_TRUE(cJSON_IsTrue(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(o, "stream_options"), "include_usage")));
     cJSON *msgs = cJSON_GetObjectItem(o, "messages");
     ASSERT_EQ_U64(cJSON_GetArraySize(msgs), 2);
     ASSERT_STR_EQ(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 1), "role")->valuestring, "user");
@@ -598,14 +619,17 @@ TEST(request_bodies) {
 TEST(model_lists) {
     char avail[128];
     const char *tags = "{\"models\":[{\"name\":\"llama3.2:latest\"},{\"name\":\"qwen:1b\"}]}";
-    ASSERT_EQ_I64(agent_llm_ollama_has_model(tags, strlen(tags), "llama3.2", avail, sizeof avail), 1);
+    ASSERT_EQ_I64(agent_llm_ollama_has_model(tags, strlen(tags), "llama3.2", avail, sizeof avail),
+                  1);
     ASSERT_STR_EQ(avail, "llama3.2:latest, qwen:1b");
-    ASSERT_EQ_I64(agent_llm_ollama_has_model(tags, strlen(tags), "llama3.2:latest", avail, sizeof avail), 1);
+    ASSERT_EQ_I64(
+        agent_llm_ollama_has_model(tags, strlen(tags), "llama3.2:latest", avail, sizeof avail), 1);
     ASSERT_EQ_I64(agent_llm_ollama_has_model(tags, strlen(tags), "qwen", avail, sizeof avail), 0);
     ASSERT_EQ_I64(agent_llm_ollama_has_model(tags, strlen(tags), "llama3", avail, sizeof avail), 0);
     ASSERT_EQ_I64(agent_llm_ollama_has_model("[]", 2, "x", avail, sizeof avail), COMMON_EJSON);
     const char *models = "{\"object\":\"list\",\"data\":[{\"id\":\"vendor/m\"}]}";
-    ASSERT_EQ_I64(agent_llm_openai_has_model(models, strlen(models), "vendor/m", avail, sizeof avail), 1);
+    ASSERT_EQ_I64(
+        agent_llm_openai_has_model(models, strlen(models), "vendor/m", avail, sizeof avail), 1);
     ASSERT_EQ_I64(agent_llm_openai_has_model(models, strlen(models), "m", avail, sizeof avail), 0);
 }
 
@@ -613,8 +637,8 @@ TEST(options_fragment) {
     static const common_opt_t opts[] = {AGENT_LLM_OPTS};
     common_cfg_t cfg;
     char err[256];
-    char *argv[] = {"prog", "--backend", "openai", "--llm-url", "http://127.0.0.1:9/v1",
-                    "--api-key", "k", "--max-tokens", "64", NULL};
+    char *argv[] = {"prog",      "--backend", "openai",       "--llm-url", "http://127.0.0.1:9/v1",
+                    "--api-key", "k",         "--max-tokens", "64",        NULL};
     ASSERT_OK(common_cfg_parse(&cfg, opts, sizeof opts / sizeof opts[0], 9, argv, err, sizeof err));
     agent_llm_config_t c;
     ASSERT_OK(agent_llm_config_from_cfg(&cfg, &c, err, sizeof err));
@@ -624,12 +648,14 @@ TEST(options_fragment) {
     ASSERT_EQ_U64(c.first_token_timeout_ms, 300000);
     common_cfg_free(&cfg);
     char *argv2[] = {"prog", "--backend", "gemini", NULL};
-    ASSERT_OK(common_cfg_parse(&cfg, opts, sizeof opts / sizeof opts[0], 3, argv2, err, sizeof err));
+    ASSERT_OK(
+        common_cfg_parse(&cfg, opts, sizeof opts / sizeof opts[0], 3, argv2, err, sizeof err));
     ASSERT_ERR(agent_llm_config_from_cfg(&cfg, &c, err, sizeof err), COMMON_EINVAL);
     ASSERT_TRUE(strstr(err, "gemini") != NULL);
     common_cfg_free(&cfg);
     char *argv3[] = {"prog", "--max-tokens", "0", NULL};
-    ASSERT_TRUE(common_cfg_parse(&cfg, opts, sizeof opts / sizeof opts[0], 3, argv3, err, sizeof err) != 0);
+    ASSERT_TRUE(
+        common_cfg_parse(&cfg, opts, sizeof opts / sizeof opts[0], 3, argv3, err, sizeof err) != 0);
 }
 
 /* ======================================================================================
@@ -649,15 +675,15 @@ static cJSON *gen_case(run_t *r, const srv_t *s, agent_llm_backend_t b, const ch
 }
 
 #define EXPECT_TEXT_MATCHES(r, rec) EXPECT_TEXT_FIELD(r, rec, "text")
-#define EXPECT_TEXT_FIELD(r, rec, field)                                                       \
-    do {                                                                                       \
-        const char *want_ = rec_str(rec, field);                                               \
-        if ((r)->text.len != strlen(want_) ||                                               \
-            ((r)->text.len && memcmp((r)->text.data, want_, (r)->text.len)))                 \
-            TEST_FAIL_("text differs: got %zu bytes '%.*s', server sent %zu bytes '%s'",      \
-                       (r)->text.len, (int)(r)->text.len, (const char *)(r)->text.data,        \
-                       strlen(want_), want_);                                                  \
-        ASSERT_EQ_U64((r)->bad_delta, 0);                                                      \
+#define EXPECT_TEXT_FIELD(r, rec, field)                                                 \
+    do {                                                                                 \
+        const char *want_ = rec_str(rec, field);                                         \
+        if ((r)->text.len != strlen(want_) ||                                            \
+            ((r)->text.len && memcmp((r)->text.data, want_, (r)->text.len)))             \
+            TEST_FAIL_("text differs: got %zu bytes '%.*s', server sent %zu bytes '%s'", \
+                       (r)->text.len, (int)(r)->text.len, (const char *)(r)->text.data,  \
+                       strlen(want_), want_);                                            \
+        ASSERT_EQ_U64((r)->bad_delta, 0);                                                \
     } while (0)
 
 TEST(drivers_stream_exact_text_and_counts) {
@@ -668,10 +694,12 @@ TEST(drivers_stream_exact_text_and_counts) {
         agent_llm_config_t c = base_cfg((agent_llm_backend_t)b, g_main.url);
         ASSERT_OK(make_llm(&r, &c));
         char tag[64];
-        cJSON *rec = gen_case(&r, &g_main, (agent_llm_backend_t)b, "\"n\":30", 0, tag, sizeof tag, 10000);
+        cJSON *rec =
+            gen_case(&r, &g_main, (agent_llm_backend_t)b, "\"n\":30", 0, tag, sizeof tag, 10000);
         ASSERT_TRUE(rec != NULL);
         fprintf(stderr, "    %s: %s, %zu deltas, %llu completion tokens\n", BK[b],
-                agent_llm_end_name(r.res.end), r.ndeltas, (unsigned long long)r.res.completion_tokens);
+                agent_llm_end_name(r.res.end), r.ndeltas,
+                (unsigned long long)r.res.completion_tokens);
         ASSERT_EQ_U64(r.end_calls, 1);
         ASSERT_EQ_U64(r.res.end, AGENT_LLM_DONE);
         ASSERT_EQ_I64(r.res.err, 0);
@@ -697,7 +725,8 @@ TEST(drivers_stream_exact_text_and_counts) {
             ASSERT_TRUE(r.res.total_duration_ns > 0);
         } else {
             ASSERT_EQ_I64(rec_num(req, "max_tokens"), 4096);
-            ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(req, "stream_options"), "include_usage")));
+            ASSERT_TRUE(cJSON_IsTrue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(req, "stream_options"), "include_usage")));
             ASSERT_STR_EQ(rec_str(rec, "path"), "/v1/chat/completions");
         }
         cJSON_Delete(rec);
@@ -714,7 +743,8 @@ TEST(drivers_length_cap_and_chat) {
         c.max_tokens = 7; /* the config cap wins over a larger job value */
         ASSERT_OK(make_llm(&r, &c));
         char tag[64];
-        cJSON *rec = gen_case(&r, &g_main, (agent_llm_backend_t)b, "\"n\":20", 100, tag, sizeof tag, 10000);
+        cJSON *rec =
+            gen_case(&r, &g_main, (agent_llm_backend_t)b, "\"n\":20", 100, tag, sizeof tag, 10000);
         ASSERT_TRUE(rec != NULL);
         ASSERT_EQ_U64(r.res.end, AGENT_LLM_LENGTH);
         ASSERT_STR_EQ(r.res.reason, "length");
@@ -729,8 +759,8 @@ TEST(drivers_length_cap_and_chat) {
         char u[128];
         snprintf(u, sizeof u, "hello [[dev:{\"tag\":\"%s\",\"n\":5}]]", tag);
         agent_llm_msg_t msgs[] = {{"user", "first"}, {"assistant", "reply"}, {"user", u}};
-        agent_llm_params_t p = {.messages = msgs, .nmessages = 3, .system = "be brief",
-                                .has_seed = 1, .seed = 5};
+        agent_llm_params_t p = {
+            .messages = msgs, .nmessages = 3, .system = "be brief", .has_seed = 1, .seed = 5};
         agent_llm_cbs_t cbs = {.on_delta = on_delta, .on_end = on_end, .ud = &r};
         ASSERT_TRUE(agent_llm_start(r.llm, &p, &cbs, NULL) != NULL);
         run_until(&r, &r.ended, 10000);
@@ -761,8 +791,11 @@ TEST(drivers_seed_determinism_and_stop) {
             char tag[64], prompt[256];
             new_tag(tag, sizeof tag);
             snprintf(prompt, sizeof prompt, "same [[dev:{\"tag\":\"%s\",\"n\":16}]]", tag);
-            agent_llm_params_t p = {.prompt = prompt, .has_seed = 1, .seed = 1234,
-                                    .has_temperature = 1, .temperature = 0.7};
+            agent_llm_params_t p = {.prompt = prompt,
+                                    .has_seed = 1,
+                                    .seed = 1234,
+                                    .has_temperature = 1,
+                                    .temperature = 0.7};
             agent_llm_cbs_t cbs = {.on_delta = on_delta, .on_end = on_end, .ud = &r};
             ASSERT_TRUE(agent_llm_start(r.llm, &p, &cbs, NULL) != NULL);
             run_until(&r, &r.ended, 10000);
@@ -779,8 +812,10 @@ TEST(drivers_seed_determinism_and_stop) {
         const char *stops[] = {"STOP"};
         char tag[64], prompt[256];
         new_tag(tag, sizeof tag);
-        snprintf(prompt, sizeof prompt,
-                 "s [[dev:{\"tag\":\"%s\",\"tokens\":[\"a\",\"b\",\"xSTOP\",\"c\"],\"multi\":false}]]", tag);
+        snprintf(
+            prompt, sizeof prompt,
+            "s [[dev:{\"tag\":\"%s\",\"tokens\":[\"a\",\"b\",\"xSTOP\",\"c\"],\"multi\":false}]]",
+            tag);
         agent_llm_params_t p = {.prompt = prompt, .stop = stops, .nstop = 1};
         agent_llm_cbs_t cbs = {.on_delta = on_delta, .on_end = on_end, .ud = &r};
         ASSERT_TRUE(agent_llm_start(r.llm, &p, &cbs, NULL) != NULL);
@@ -795,12 +830,12 @@ TEST(drivers_seed_determinism_and_stop) {
 typedef struct fault_case {
     const char *name;
     const char *directive;
-    int backends;            /* bit 0 ollama, bit 1 openai */
+    int backends; /* bit 0 ollama, bit 1 openai */
     agent_llm_end_t end;
     int err;
-    long status;             /* expected HTTP status (0: don't check) */
-    int text_exact;          /* text equals what the server sent (2: before the fault) */
-    int counts;              /* completion_tokens equals eval_count */
+    long status;    /* expected HTTP status (0: don't check) */
+    int text_exact; /* text equals what the server sent (2: before the fault) */
+    int counts;     /* completion_tokens equals eval_count */
 } fault_case_t;
 
 static const fault_case_t FAULTS[] = {
@@ -811,28 +846,44 @@ static const fault_case_t FAULTS[] = {
     {"pre-stream 429", "\"status\":429", 3, AGENT_LLM_ERROR, LLM_ERATELIMIT, 429, 0, 0},
     {"pre-stream 500", "\"status\":500", 3, AGENT_LLM_ERROR, LLM_EBACKEND, 500, 0, 0},
     {"pre-stream 503", "\"status\":503", 3, AGENT_LLM_ERROR, LLM_EBUSY, 503, 0, 0},
-    {"mid-stream error", "\"fault\":\"error\",\"after\":3", 3, AGENT_LLM_ERROR, LLM_EBACKEND, 200, 1, 0},
-    {"mid-stream error llama", "\"fault\":\"error\",\"after\":2,\"error_style\":\"llama\"", 2, AGENT_LLM_ERROR, LLM_EBACKEND, 200, 1, 0},
-    {"FIN without final", "\"fault\":\"fin\",\"after\":3", 3, AGENT_LLM_TRUNCATED, LLM_ETRUNCATED, 200, 1, 0},
-    {"RST without final", "\"fault\":\"rst\",\"after\":3", 3, AGENT_LLM_TRUNCATED, LLM_ETRUNCATED, 200, 1, 0},
-    {"clean EOF without final", "\"fault\":\"eof\",\"after\":4", 3, AGENT_LLM_TRUNCATED, LLM_ETRUNCATED, 200, 1, 0},
+    {"mid-stream error", "\"fault\":\"error\",\"after\":3", 3, AGENT_LLM_ERROR, LLM_EBACKEND, 200,
+     1, 0},
+    {"mid-stream error llama", "\"fault\":\"error\",\"after\":2,\"error_style\":\"llama\"", 2,
+     AGENT_LLM_ERROR, LLM_EBACKEND, 200, 1, 0},
+    {"FIN without final", "\"fault\":\"fin\",\"after\":3", 3, AGENT_LLM_TRUNCATED, LLM_ETRUNCATED,
+     200, 1, 0},
+    {"RST without final", "\"fault\":\"rst\",\"after\":3", 3, AGENT_LLM_TRUNCATED, LLM_ETRUNCATED,
+     200, 1, 0},
+    {"clean EOF without final", "\"fault\":\"eof\",\"after\":4", 3, AGENT_LLM_TRUNCATED,
+     LLM_ETRUNCATED, 200, 1, 0},
     {"RST before headers", "\"fault\":\"rst\",\"after\":-1", 3, AGENT_LLM_ERROR, 1, 0, 0, 0},
     {"FIN before headers", "\"fault\":\"fin\",\"after\":-1", 3, AGENT_LLM_ERROR, 1, 0, 0, 0},
-    {"RST right after headers", "\"fault\":\"rst\",\"after\":0", 2, AGENT_LLM_TRUNCATED, LLM_ETRUNCATED, 200, 1, 0},
-    {"malformed line", "\"fault\":\"malformed\",\"after\":2", 3, AGENT_LLM_ERROR, COMMON_EJSON, 200, 2, 0},
-    {"line over 1 MiB", "\"fault\":\"longline\",\"after\":1,\"bytes\":1100000", 3, AGENT_LLM_ERROR, COMMON_ETOOBIG, 200, 0, 0},
-    {"long line 300 kB", "\"fault\":\"longline\",\"after\":1,\"bytes\":300000,\"n\":6", 3, AGENT_LLM_DONE, 0, 200, 1, 1},
+    {"RST right after headers", "\"fault\":\"rst\",\"after\":0", 2, AGENT_LLM_TRUNCATED,
+     LLM_ETRUNCATED, 200, 1, 0},
+    {"malformed line", "\"fault\":\"malformed\",\"after\":2", 3, AGENT_LLM_ERROR, COMMON_EJSON, 200,
+     2, 0},
+    {"line over 1 MiB", "\"fault\":\"longline\",\"after\":1,\"bytes\":1100000", 3, AGENT_LLM_ERROR,
+     COMMON_ETOOBIG, 200, 0, 0},
+    {"long line 300 kB", "\"fault\":\"longline\",\"after\":1,\"bytes\":300000,\"n\":6", 3,
+     AGENT_LLM_DONE, 0, 200, 1, 1},
     {"byte per write", "\"write\":\"bytes\",\"n\":12", 3, AGENT_LLM_DONE, 0, 200, 1, 1},
     {"merged writes", "\"write\":\"merged\",\"n\":40", 3, AGENT_LLM_DONE, 0, 200, 1, 1},
     {"split inside string/UTF-8", "\"write\":\"split\",\"n\":30", 3, AGENT_LLM_DONE, 0, 200, 1, 1},
-    {"raw split multibyte across chunks", "\"split_utf8\":true,\"n\":40,\"seed\":1", 3, AGENT_LLM_DONE, 0, 200, 1, 1},
-    {"split utf8 + byte writes", "\"split_utf8\":true,\"write\":\"bytes\",\"n\":20", 3, AGENT_LLM_DONE, 0, 200, 1, 1},
-    {"SSE CRLF + comments", "\"crlf\":true,\"comments\":true,\"n\":20", 2, AGENT_LLM_DONE, 0, 200, 1, 1},
-    {"SSE data: without space, multi-line", "\"nospace\":true,\"multiline\":true,\"n\":12", 2, AGENT_LLM_DONE, 0, 200, 1, 1},
-    {"SSE role on first content (Ollama /v1)", "\"role_style\":\"content\",\"n\":9", 2, AGENT_LLM_DONE, 0, 200, 1, 1},
+    {"raw split multibyte across chunks", "\"split_utf8\":true,\"n\":40,\"seed\":1", 3,
+     AGENT_LLM_DONE, 0, 200, 1, 1},
+    {"split utf8 + byte writes", "\"split_utf8\":true,\"write\":\"bytes\",\"n\":20", 3,
+     AGENT_LLM_DONE, 0, 200, 1, 1},
+    {"SSE CRLF + comments", "\"crlf\":true,\"comments\":true,\"n\":20", 2, AGENT_LLM_DONE, 0, 200,
+     1, 1},
+    {"SSE data: without space, multi-line", "\"nospace\":true,\"multiline\":true,\"n\":12", 2,
+     AGENT_LLM_DONE, 0, 200, 1, 1},
+    {"SSE role on first content (Ollama /v1)", "\"role_style\":\"content\",\"n\":9", 2,
+     AGENT_LLM_DONE, 0, 200, 1, 1},
     {"jittered pacing", "\"token_ms\":3,\"jitter_ms\":3,\"n\":15", 3, AGENT_LLM_DONE, 0, 200, 1, 1},
-    {"slow model load within first-token timeout", "\"first_token_ms\":700,\"n\":4", 3, AGENT_LLM_DONE, 0, 200, 1, 1},
-    {"comments during slow load", "\"first_token_ms\":700,\"comments\":true,\"n\":4", 2, AGENT_LLM_DONE, 0, 200, 1, 1},
+    {"slow model load within first-token timeout", "\"first_token_ms\":700,\"n\":4", 3,
+     AGENT_LLM_DONE, 0, 200, 1, 1},
+    {"comments during slow load", "\"first_token_ms\":700,\"comments\":true,\"n\":4", 2,
+     AGENT_LLM_DONE, 0, 200, 1, 1},
 };
 
 TEST(drivers_every_fault) {
@@ -844,14 +895,17 @@ TEST(drivers_every_fault) {
             run_t r;
             run_init(&r, NULL);
             agent_llm_config_t c = base_cfg((agent_llm_backend_t)b, g_main.url);
-            c.idle_timeout_ms = 400; /* shorter than the 700 ms load: must not apply before the first token */
+            c.idle_timeout_ms =
+                400; /* shorter than the 700 ms load: must not apply before the first token */
             ASSERT_OK(make_llm(&r, &c));
             char tag[64];
-            cJSON *rec = gen_case(&r, &g_main, (agent_llm_backend_t)b, f->directive, 0, tag, sizeof tag, 15000);
-            fprintf(stderr, "    %-42s %s: %s (%s) %s\n", f->name, BK[b], agent_llm_end_name(r.res.end),
-                    common_err_name(r.res.err), r.res.message);
+            cJSON *rec = gen_case(&r, &g_main, (agent_llm_backend_t)b, f->directive, 0, tag,
+                                  sizeof tag, 15000);
+            fprintf(stderr, "    %-42s %s: %s (%s) %s\n", f->name, BK[b],
+                    agent_llm_end_name(r.res.end), common_err_name(r.res.err), r.res.message);
             if (!rec) TEST_FAIL_("%s/%s: no server record", f->name, BK[b]);
-            if (r.end_calls != 1) TEST_FAIL_("%s/%s: on_end called %d times", f->name, BK[b], r.end_calls);
+            if (r.end_calls != 1)
+                TEST_FAIL_("%s/%s: on_end called %d times", f->name, BK[b], r.end_calls);
             if (r.res.end != f->end)
                 TEST_FAIL_("%s/%s: end %s, want %s", f->name, BK[b], agent_llm_end_name(r.res.end),
                            agent_llm_end_name(f->end));
@@ -862,11 +916,13 @@ TEST(drivers_every_fault) {
                            common_err_name(f->err));
             }
             if (f->status && r.res.http_status != f->status)
-                TEST_FAIL_("%s/%s: status %ld, want %ld", f->name, BK[b], r.res.http_status, f->status);
+                TEST_FAIL_("%s/%s: status %ld, want %ld", f->name, BK[b], r.res.http_status,
+                           f->status);
             if (f->end == AGENT_LLM_ERROR && f->status >= 400) {
                 /* The message names the backend URL and the model, never the key. */
                 if (!strstr(r.res.message, g_main.url) || !strstr(r.res.message, "llama3.2"))
-                    TEST_FAIL_("%s/%s: message lacks URL or model: %s", f->name, BK[b], r.res.message);
+                    TEST_FAIL_("%s/%s: message lacks URL or model: %s", f->name, BK[b],
+                               r.res.message);
             }
             if (f->text_exact == 1) EXPECT_TEXT_MATCHES(&r, rec);
             if (f->text_exact == 2) EXPECT_TEXT_FIELD(&r, rec, "text_at_fault");
@@ -894,8 +950,9 @@ TEST(drivers_timeouts_close_upstream) {
         ASSERT_OK(make_llm(&r, &c));
         char tag[64];
         uint64_t t0 = uv_hrtime();
-        cJSON *rec = gen_case(&r, &g_main, (agent_llm_backend_t)b,
-                              "\"fault\":\"stall\",\"after\":2,\"stall_ms\":5000", 0, tag, sizeof tag, 8000);
+        cJSON *rec =
+            gen_case(&r, &g_main, (agent_llm_backend_t)b,
+                     "\"fault\":\"stall\",\"after\":2,\"stall_ms\":5000", 0, tag, sizeof tag, 8000);
         uint64_t took = (uv_hrtime() - t0) / 1000000;
         cJSON_Delete(rec);
         ASSERT_EQ_U64(r.res.end, AGENT_LLM_ERROR);
@@ -914,7 +971,8 @@ TEST(drivers_timeouts_close_upstream) {
         c.idle_timeout_ms = 2000;
         ASSERT_OK(make_llm(&r, &c));
         t0 = uv_hrtime();
-        rec = gen_case(&r, &g_main, (agent_llm_backend_t)b, "\"first_token_ms\":5000", 0, tag, sizeof tag, 8000);
+        rec = gen_case(&r, &g_main, (agent_llm_backend_t)b, "\"first_token_ms\":5000", 0, tag,
+                       sizeof tag, 8000);
         took = (uv_hrtime() - t0) / 1000000;
         cJSON_Delete(rec);
         ASSERT_EQ_U64(r.res.end, AGENT_LLM_ERROR);
@@ -924,7 +982,8 @@ TEST(drivers_timeouts_close_upstream) {
         ASSERT_EQ_U64(r.res.http_status, 0);
         rec = server_record(&r, &g_main, tag, 1);
         ASSERT_TRUE(rec != NULL);
-        ASSERT_FALSE(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "disconnect"), "headers_sent")));
+        ASSERT_FALSE(cJSON_IsTrue(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "disconnect"), "headers_sent")));
         cJSON_Delete(rec);
         run_free(&r);
     }
@@ -935,7 +994,8 @@ TEST(drivers_timeouts_close_upstream) {
     c.first_token_timeout_ms = 400;
     ASSERT_OK(make_llm(&r, &c));
     char tag[64];
-    cJSON *rec = gen_case(&r, &g_main, AGENT_LLM_BACKEND_OPENAI, "\"first_token_ms\":5000,\"comments\":true", 0, tag, sizeof tag, 8000);
+    cJSON *rec = gen_case(&r, &g_main, AGENT_LLM_BACKEND_OPENAI,
+                          "\"first_token_ms\":5000,\"comments\":true", 0, tag, sizeof tag, 8000);
     cJSON_Delete(rec);
     ASSERT_EQ_U64(r.res.end, AGENT_LLM_ERROR);
     ASSERT_EQ_I64(r.res.err, COMMON_ETIMEDOUT);
@@ -1084,7 +1144,8 @@ TEST(api_key_sent_checked_never_logged) {
     run_until(&r, &r.check_done, 5000);
     ASSERT_EQ_I64(r.check_err, 0);
     char tag[64];
-    cJSON *rec = gen_case(&r, &g_keyed, AGENT_LLM_BACKEND_OPENAI, "\"n\":5", 0, tag, sizeof tag, 5000);
+    cJSON *rec =
+        gen_case(&r, &g_keyed, AGENT_LLM_BACKEND_OPENAI, "\"n\":5", 0, tag, sizeof tag, 5000);
     ASSERT_EQ_U64(r.res.end, AGENT_LLM_DONE);
     ASSERT_STR_EQ(rec_str(rec, "auth"), "bearer-ok");
     cJSON_Delete(rec);
@@ -1126,7 +1187,11 @@ TEST(cancel_closes_upstream_fast) {
         ASSERT_OK(make_llm(&r, &c));
         char tag[64], prompt[256];
         new_tag(tag, sizeof tag);
-        snprintf(prompt, sizeof prompt, "slow [[dev:{\"tag\":\"%s\",\"token_ms\":50,\"n\":200,\"multi\":false,\"empty\":false}]]", tag);
+        snprintf(
+            prompt, sizeof prompt,
+            "slow "
+            "[[dev:{\"tag\":\"%s\",\"token_ms\":50,\"n\":200,\"multi\":false,\"empty\":false}]]",
+            tag);
         r.cancel_after = 3; /* cancels from inside on_delta */
         ASSERT_TRUE(start_prompt(&r, prompt, 0) != NULL);
         run_until(&r, &r.ended, 10000);
@@ -1141,8 +1206,10 @@ TEST(cancel_closes_upstream_fast) {
         cJSON *d = cJSON_GetObjectItem(rec, "disconnect");
         uint64_t seen = rec_ns(d, "at_ns");
         double ms = (double)(int64_t)(seen - r.cancel_ns) / 1e6;
-        fprintf(stderr, "    %s: server saw the disconnect %.2f ms after cancel, at token %lld, %lld unsent\n",
-                BK[b], ms, rec_num(d, "canceled_at_token"), rec_num(d, "tokens_unsent"));
+        fprintf(
+            stderr,
+            "    %s: server saw the disconnect %.2f ms after cancel, at token %lld, %lld unsent\n",
+            BK[b], ms, rec_num(d, "canceled_at_token"), rec_num(d, "tokens_unsent"));
         ASSERT_LE((long long)ms, 100);
         ASSERT_GT(rec_num(d, "tokens_unsent"), 100);
         cJSON_Delete(rec);
@@ -1163,7 +1230,8 @@ TEST(cancel_from_timer_discards_held_text) {
         ASSERT_OK(make_llm(&r, &c));
         char tag[64], prompt[256];
         new_tag(tag, sizeof tag);
-        snprintf(prompt, sizeof prompt, "slow [[dev:{\"tag\":\"%s\",\"token_ms\":40,\"n\":100}]]", tag);
+        snprintf(prompt, sizeof prompt, "slow [[dev:{\"tag\":\"%s\",\"token_ms\":40,\"n\":100}]]",
+                 tag);
         ASSERT_TRUE(start_prompt(&r, prompt, 0) != NULL);
         uv_timer_start(&r.cancel_timer, cancel_timer_cb, 300, 0);
         run_until(&r, &r.ended, 5000);
@@ -1172,7 +1240,9 @@ TEST(cancel_from_timer_discards_held_text) {
         ASSERT_GT(r.res.chunks, 2);
         cJSON *rec = server_record(&r, &g_main, tag, 1);
         ASSERT_TRUE(rec != NULL);
-        double ms = (double)(int64_t)(rec_ns(cJSON_GetObjectItem(rec, "disconnect"), "at_ns") - r.cancel_ns) / 1e6;
+        double ms = (double)(int64_t)(rec_ns(cJSON_GetObjectItem(rec, "disconnect"), "at_ns") -
+                                      r.cancel_ns) /
+                    1e6;
         fprintf(stderr, "    %s: cancel from a timer, disconnect seen %.2f ms later\n", BK[b], ms);
         ASSERT_LE((long long)ms, 100);
         cJSON_Delete(rec);
@@ -1190,7 +1260,8 @@ TEST(cancel_from_another_on_end_closes_now) {
     ASSERT_OK(make_llm(&r, &c));
     char tagb[64], prompt[256];
     new_tag(tagb, sizeof tagb);
-    snprintf(prompt, sizeof prompt, "b [[dev:{\"tag\":\"%s\",\"fault\":\"stall\",\"after\":1,\"stall_ms\":20000}]]", tagb);
+    snprintf(prompt, sizeof prompt,
+             "b [[dev:{\"tag\":\"%s\",\"fault\":\"stall\",\"after\":1,\"stall_ms\":20000}]]", tagb);
     run_t rb;
     memset(&rb, 0, sizeof rb);
     rb.min_delta = SIZE_MAX;
@@ -1271,7 +1342,8 @@ TEST(coalescing_policy) {
         c.coalesce_max_delay_ms = 1000;
         ASSERT_OK(make_llm(&r, &c));
         char tag[64];
-        cJSON *rec = gen_case(&r, &g_main, (agent_llm_backend_t)b, "\"n\":60,\"split_utf8\":true", 0, tag, sizeof tag, 10000);
+        cJSON *rec = gen_case(&r, &g_main, (agent_llm_backend_t)b, "\"n\":60,\"split_utf8\":true",
+                              0, tag, sizeof tag, 10000);
         ASSERT_TRUE(rec != NULL);
         if (r.res.end != AGENT_LLM_DONE) fprintf(stderr, "    %s: %s\n", BK[b], r.res.message);
         ASSERT_EQ_U64(r.res.end, AGENT_LLM_DONE);
@@ -1287,12 +1359,13 @@ TEST(coalescing_policy) {
         c.coalesce_max_delay_ms = 60;
         ASSERT_OK(make_llm(&r, &c));
         rec = gen_case(&r, &g_main, (agent_llm_backend_t)b,
-                       "\"tokens\":[\"ab\",\"cd\",\"ef\",\"gh\",\"ij\",\"kl\",\"mn\",\"op\"],\"token_ms\":40,\"multi\":false,\"empty\":false",
+                       "\"tokens\":[\"ab\",\"cd\",\"ef\",\"gh\",\"ij\",\"kl\",\"mn\",\"op\"],"
+                       "\"token_ms\":40,\"multi\":false,\"empty\":false",
                        0, tag, sizeof tag, 10000);
         ASSERT_EQ_U64(r.res.end, AGENT_LLM_DONE);
         EXPECT_TEXT_MATCHES(&r, rec);
-        ASSERT_GE(r.ndeltas, 2);   /* not only one delta at the end */
-        ASSERT_LE(r.ndeltas, 7);   /* and fewer than the chunks */
+        ASSERT_GE(r.ndeltas, 2); /* not only one delta at the end */
+        ASSERT_LE(r.ndeltas, 7); /* and fewer than the chunks */
         cJSON_Delete(rec);
         run_free(&r);
     }
@@ -1345,8 +1418,12 @@ static int keys_in_order(const cJSON *o, const char *const *keys) {
 
 static char *http_post_status(run_t *r, const char *url, const char *body, long *status) {
     fetch_t f = {0};
-    common_http_opts_t o = {.method = "POST", .url = url, .on_done = fetch_done, .ud = &f,
-                            .body = body ? body : "", .body_len = body ? strlen(body) : 0};
+    common_http_opts_t o = {.method = "POST",
+                            .url = url,
+                            .on_done = fetch_done,
+                            .ud = &f,
+                            .body = body ? body : "",
+                            .body_len = body ? strlen(body) : 0};
     if (!common_http_request(r->http, &o, NULL)) return NULL;
     run_until(r, &f.done, 5000);
     *status = f.status;
@@ -1365,16 +1442,30 @@ TEST(dev_llm_wire_fidelity) {
     free(b);
     /* NDJSON generate: key order of chunks and of the final line; statistics add up. */
     snprintf(url, sizeof url, "%s/api/generate", g_main.url);
-    b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"prompt\":\"x [[dev:{\\\"n\\\":9}]]\",\"options\":{\"seed\":3}}", &st);
+    b = http_post_status(
+        &r, url,
+        "{\"model\":\"llama3.2\",\"prompt\":\"x [[dev:{\\\"n\\\":9}]]\",\"options\":{\"seed\":3}}",
+        &st);
     ASSERT_EQ_I64(st, 200);
     ASSERT_TRUE(b != NULL);
     static const char *const chunk_keys[] = {"model", "created_at", "response", "done", NULL};
-    static const char *const final_keys[] = {"model", "created_at", "response", "done", "done_reason",
-        "context", "total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
-        "eval_count", "eval_duration", NULL};
+    static const char *const final_keys[] = {"model",
+                                             "created_at",
+                                             "response",
+                                             "done",
+                                             "done_reason",
+                                             "context",
+                                             "total_duration",
+                                             "load_duration",
+                                             "prompt_eval_count",
+                                             "prompt_eval_duration",
+                                             "eval_count",
+                                             "eval_duration",
+                                             NULL};
     size_t lines = 0;
     int saw_final = 0;
-    for (char *save = NULL, *l = strtok_r(b, "\n", &save); l; l = strtok_r(NULL, "\n", &save), lines++) {
+    for (char *save = NULL, *l = strtok_r(b, "\n", &save); l;
+         l = strtok_r(NULL, "\n", &save), lines++) {
         cJSON *o = cJSON_Parse(l);
         ASSERT_TRUE(o != NULL);
         if (cJSON_IsTrue(cJSON_GetObjectItem(o, "done"))) {
@@ -1385,7 +1476,8 @@ TEST(dev_llm_wire_fidelity) {
             ASSERT_GE(total, load + pe + ev);
             ASSERT_EQ_I64(rec_num(o, "eval_count"), 9);
             /* created_at: RFC 3339 with sub-second digits and Z. */
-            ASSERT_TRUE(strlen(rec_str(o, "created_at")) > 20 && rec_str(o, "created_at")[19] == '.');
+            ASSERT_TRUE(strlen(rec_str(o, "created_at")) > 20 &&
+                        rec_str(o, "created_at")[19] == '.');
         } else {
             ASSERT_TRUE(keys_in_order(o, chunk_keys));
         }
@@ -1406,7 +1498,9 @@ TEST(dev_llm_wire_fidelity) {
     b = http_post_status(&r, url, "{nope", &st);
     ASSERT_EQ_I64(st, 400);
     free(b);
-    b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"prompt\":\"x\",\"options\":{\"num_predict\":\"5\"}}", &st);
+    b = http_post_status(
+        &r, url, "{\"model\":\"llama3.2\",\"prompt\":\"x\",\"options\":{\"num_predict\":\"5\"}}",
+        &st);
     ASSERT_EQ_I64(st, 400);
     free(b);
     /* Empty prompt loads, keep_alive 0 unloads; stream:false is one object. */
@@ -1416,7 +1510,9 @@ TEST(dev_llm_wire_fidelity) {
     b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"prompt\":\"\",\"keep_alive\":0}", &st);
     ASSERT_TRUE(b && strstr(b, "\"done_reason\":\"unload\""));
     free(b);
-    b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"prompt\":\"x [[dev:{\\\"n\\\":4}]]\",\"stream\":false}", &st);
+    b = http_post_status(
+        &r, url, "{\"model\":\"llama3.2\",\"prompt\":\"x [[dev:{\\\"n\\\":4}]]\",\"stream\":false}",
+        &st);
     cJSON *o = b ? cJSON_Parse(b) : NULL;
     ASSERT_TRUE(o && cJSON_IsTrue(cJSON_GetObjectItem(o, "done")));
     ASSERT_EQ_I64(rec_num(o, "eval_count"), 4);
@@ -1432,8 +1528,11 @@ TEST(dev_llm_wire_fidelity) {
     free(b);
     /* SSE: role chunk with null content, a finish chunk with delta {}, usage, [DONE]. */
     snprintf(url, sizeof url, "%s/v1/chat/completions", g_main.url);
-    b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"x [[dev:{\\\"n\\\":3}]]\"}],"
-                         "\"stream\":true,\"stream_options\":{\"include_usage\":true}}", &st);
+    b = http_post_status(&r, url,
+                         "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"x "
+                         "[[dev:{\\\"n\\\":3}]]\"}],"
+                         "\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+                         &st);
     ASSERT_EQ_I64(st, 200);
     ASSERT_TRUE(b && strstr(b, "\"delta\":{\"role\":\"assistant\",\"content\":null}"));
     ASSERT_TRUE(strstr(b, "\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\""));
@@ -1442,8 +1541,11 @@ TEST(dev_llm_wire_fidelity) {
     free(b);
     /* Go-style escaping: < > & and U+2028 are \u-escaped on the wire. */
     snprintf(url, sizeof url, "%s/api/chat", g_main.url);
-    b = http_post_status(&r, url, "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":"
-                         "\"x [[dev:{\\\"tokens\\\":[\\\"<a&b>\\\",\\\"\\u2028\\\"],\\\"multi\\\":false}]]\"}]}", &st);
+    b = http_post_status(
+        &r, url,
+        "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "\"x [[dev:{\\\"tokens\\\":[\\\"<a&b>\\\",\\\"\\u2028\\\"],\\\"multi\\\":false}]]\"}]}",
+        &st);
     ASSERT_TRUE(b && strstr(b, "\\u003ca\\u0026b\\u003e") && strstr(b, "\\u2028"));
     free(b);
     run_free(&r);
@@ -1475,7 +1577,9 @@ static void probe_done(common_http_req_t *req, const common_http_result_t *res, 
     if (p->stop) uv_stop(p->stop);
 }
 
-static int probe_data(common_http_req_t *req, const char *d, size_t n, void *ud) { return 0; }
+static int probe_data(common_http_req_t *req, const char *d, size_t n, void *ud) {
+    return 0;
+}
 
 TEST(common_http_timeouts_and_cancel_from_watchdog) {
     ASSERT_TRUE(servers_up());
@@ -1485,17 +1589,25 @@ TEST(common_http_timeouts_and_cancel_from_watchdog) {
     snprintf(url, sizeof url, "%s/api/generate", g_main.url);
     /* First byte: the model "loads" for 3 s. */
     http_probe_t a = {0};
-    snprintf(body, sizeof body, "{\"model\":\"llama3.2\",\"prompt\":\"[[dev:{\\\"first_token_ms\\\":3000}]]\"}");
-    common_http_opts_t o = {.url = url, .body = body, .body_len = strlen(body), .stream = 1,
-                            .first_byte_timeout_ms = 200, .on_data = probe_data,
-                            .on_done = probe_done, .ud = &a};
+    snprintf(body, sizeof body,
+             "{\"model\":\"llama3.2\",\"prompt\":\"[[dev:{\\\"first_token_ms\\\":3000}]]\"}");
+    common_http_opts_t o = {.url = url,
+                            .body = body,
+                            .body_len = strlen(body),
+                            .stream = 1,
+                            .first_byte_timeout_ms = 200,
+                            .on_data = probe_data,
+                            .on_done = probe_done,
+                            .ud = &a};
     ASSERT_TRUE(common_http_request(r.http, &o, NULL) != NULL);
     run_until(&r, &a.done, 3000);
     ASSERT_EQ_I64(a.err, COMMON_ETIMEDOUT);
     ASSERT_TRUE(strstr(a.detail, "first-byte") != NULL);
     /* Idle: two chunks, then a stall. */
     http_probe_t b = {0};
-    snprintf(body, sizeof body, "{\"model\":\"llama3.2\",\"prompt\":\"[[dev:{\\\"fault\\\":\\\"stall\\\",\\\"after\\\":2,\\\"stall_ms\\\":3000}]]\"}");
+    snprintf(body, sizeof body,
+             "{\"model\":\"llama3.2\",\"prompt\":\"[[dev:{\\\"fault\\\":\\\"stall\\\","
+             "\\\"after\\\":2,\\\"stall_ms\\\":3000}]]\"}");
     o.body_len = strlen(body);
     o.first_byte_timeout_ms = 2000;
     o.idle_timeout_ms = 200;
@@ -1508,14 +1620,18 @@ TEST(common_http_timeouts_and_cancel_from_watchdog) {
     /* Watchdog path: C (stalled after one chunk) is cancelled from D's timeout on_done. */
     new_tag(tagb, sizeof tagb);
     http_probe_t c = {0}, d = {0};
-    snprintf(body, sizeof body, "{\"model\":\"llama3.2\",\"prompt\":\"[[dev:{\\\"tag\\\":\\\"%s\\\",\\\"fault\\\":\\\"stall\\\",\\\"after\\\":1,\\\"stall_ms\\\":20000}]]\"}", tagb);
+    snprintf(body, sizeof body,
+             "{\"model\":\"llama3.2\",\"prompt\":\"[[dev:{\\\"tag\\\":\\\"%s\\\",\\\"fault\\\":"
+             "\\\"stall\\\",\\\"after\\\":1,\\\"stall_ms\\\":20000}]]\"}",
+             tagb);
     o.body_len = strlen(body);
     o.idle_timeout_ms = 20000;
     o.ud = &c;
     common_http_req_t *creq = common_http_request(r.http, &o, NULL);
     ASSERT_TRUE(creq != NULL);
     run_until(&r, &c.done, 300);
-    snprintf(body, sizeof body, "{\"model\":\"llama3.2\",\"prompt\":\"[[dev:{\\\"first_token_ms\\\":5000}]]\"}");
+    snprintf(body, sizeof body,
+             "{\"model\":\"llama3.2\",\"prompt\":\"[[dev:{\\\"first_token_ms\\\":5000}]]\"}");
     o.body_len = strlen(body);
     o.first_byte_timeout_ms = 150;
     o.ud = &d;
@@ -1530,7 +1646,9 @@ TEST(common_http_timeouts_and_cancel_from_watchdog) {
     run_init(&probe, NULL);
     cJSON *rec = server_record(&probe, &g_main, tagb, 1);
     ASSERT_TRUE(rec != NULL);
-    double ms = (double)(int64_t)(rec_ns(cJSON_GetObjectItem(rec, "disconnect"), "at_ns") - d.cancel_ns) / 1e6;
+    double ms =
+        (double)(int64_t)(rec_ns(cJSON_GetObjectItem(rec, "disconnect"), "at_ns") - d.cancel_ns) /
+        1e6;
     fprintf(stderr, "    cancel from the watchdog's on_done: disconnect seen %.2f ms later\n", ms);
     ASSERT_LE((long long)ms, 100);
     cJSON_Delete(rec);
@@ -1561,7 +1679,11 @@ static int bench_cancel(int n) {
             make_llm(&r, &c);
             char tag[64], prompt[256];
             new_tag(tag, sizeof tag);
-            snprintf(prompt, sizeof prompt, "slow [[dev:{\"tag\":\"%s\",\"token_ms\":100,\"n\":1000,\"multi\":false,\"empty\":false}]]", tag);
+            snprintf(prompt, sizeof prompt,
+                     "slow "
+                     "[[dev:{\"tag\":\"%s\",\"token_ms\":100,\"n\":1000,\"multi\":false,\"empty\":"
+                     "false}]]",
+                     tag);
             r.cancel_after = 2 + (size_t)(i % 3);
             /* Odd runs: from a timer 30 ms after a delta (idle stream); even: inside on_delta. */
             r.cancel_timer_ms = (i % 2) ? 30 : 0;
@@ -1575,8 +1697,10 @@ static int bench_cancel(int n) {
             }
             uint64_t seen = rec_ns(cJSON_GetObjectItem(rec, "disconnect"), "at_ns");
             double ms = (double)(int64_t)(seen - r.cancel_ns) / 1e6;
-            printf("%s cancel %d (%s): disconnect seen by the server %.3f ms after cancel (%lld tokens unsent)\n",
-                   BK[b], i, r.cancel_timer_ms ? "from a timer" : "inside on_delta", ms, rec_num(cJSON_GetObjectItem(rec, "disconnect"), "tokens_unsent"));
+            printf("%s cancel %d (%s): disconnect seen by the server %.3f ms after cancel (%lld "
+                   "tokens unsent)\n",
+                   BK[b], i, r.cancel_timer_ms ? "from a timer" : "inside on_delta", ms,
+                   rec_num(cJSON_GetObjectItem(rec, "disconnect"), "tokens_unsent"));
             if (ms > worst) worst = ms;
             sum += ms;
             count++;
@@ -1632,7 +1756,8 @@ static int bench_overhead(int n) {
         bench_run_t br = {.lat = calloc((size_t)n, sizeof(uint64_t)), .cap = (size_t)n};
         r.bench = &br;
         char prompt[256];
-        snprintf(prompt, sizeof prompt, "bench [[dev:{\"stamp\":true,\"n\":%d,\"token_ms\":1}]]", n);
+        snprintf(prompt, sizeof prompt, "bench [[dev:{\"stamp\":true,\"n\":%d,\"token_ms\":1}]]",
+                 n);
         agent_llm_params_t p = {.prompt = prompt};
         agent_llm_cbs_t cbs = {.on_delta = bench_delta, .on_end = on_end, .ud = &r};
         struct rusage ru0, ru1;
@@ -1653,11 +1778,13 @@ static int bench_overhead(int n) {
             fails++;
         } else {
             qsort(br.lat, br.n, sizeof br.lat[0], cmp_u64);
-            double p50 = (double)br.lat[br.n / 2] / 1e3, p99 = (double)br.lat[br.n * 99 / 100] / 1e3;
+            double p50 = (double)br.lat[br.n / 2] / 1e3,
+                   p99 = (double)br.lat[br.n * 99 / 100] / 1e3;
             double mx = (double)br.lat[br.n - 1] / 1e3;
             printf("%s: %zu deltas in %.1f s: added latency p50 %.1f us, p99 %.1f us, max %.1f us; "
                    "CPU %.1f ms per 10k deltas (completion_tokens %llu)\n",
-                   BK[b], br.n, (double)wall / 1e9, p50, p99, mx, cpu_us / 1e3 * 10000.0 / (double)br.n,
+                   BK[b], br.n, (double)wall / 1e9, p50, p99, mx,
+                   cpu_us / 1e3 * 10000.0 / (double)br.n,
                    (unsigned long long)r.res.completion_tokens);
             if (p99 > worst_p99) worst_p99 = p99;
         }

@@ -8,7 +8,8 @@
 #include "tests/test.h"
 
 TEST(heads_roundtrip) {
-    static const uint64_t vals[] = {0, 23, 24, 255, 256, 65535, 65536, 4294967295ull, 4294967296ull, UINT64_MAX};
+    static const uint64_t vals[] = {
+        0, 23, 24, 255, 256, 65535, 65536, 4294967295ull, 4294967296ull, UINT64_MAX};
     static const size_t lens[] = {1, 1, 2, 2, 3, 3, 5, 5, 9, 9};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         common_buf_t b = {0};

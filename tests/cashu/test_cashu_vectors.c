@@ -234,7 +234,8 @@ TEST(keyset_id) {
 
 TEST(json_amounts) {
     uint64_t v;
-    cJSON *j = cJSON_Parse("[1, 9007199254740991, 9007199254740992, 1.5, -1, \"18446744073709551615\", \"9223372036854775808\", true]");
+    cJSON *j = cJSON_Parse("[1, 9007199254740991, 9007199254740992, 1.5, -1, "
+                           "\"18446744073709551615\", \"9223372036854775808\", true]");
     ASSERT_OK(cashu_json_u64(cJSON_GetArrayItem(j, 0), &v));
     ASSERT_EQ_U64(v, 1);
     ASSERT_OK(cashu_json_u64(cJSON_GetArrayItem(j, 1), &v));
@@ -250,7 +251,8 @@ TEST(json_amounts) {
     cJSON_Delete(j);
     /* keyset keys up to 2^63 are exact */
     cashu_keyset_t ks = {0};
-    j = cJSON_Parse("{\"9223372036854775808\":\"0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798\"}");
+    j = cJSON_Parse("{\"9223372036854775808\":"
+                    "\"0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798\"}");
     ASSERT_OK(cashu_keyset_parse_keys(j, &ks));
     ASSERT_EQ_U64(ks.keys[0].amount, 9223372036854775808ull);
     cJSON_Delete(j);
@@ -347,8 +349,10 @@ TEST(token_v4) {
         ASSERT_EQ_I64(t.version, 4);
         ASSERT_TRUE(same_as_json(&t, at(js, "t"), str(js, "m")));
         ASSERT_STR_EQ(t.unit, str(js, "u"));
-        if (str(js, "d")) ASSERT_STR_EQ(t.memo, str(js, "d"));
-        else ASSERT_TRUE(t.memo == NULL);
+        if (str(js, "d"))
+            ASSERT_STR_EQ(t.memo, str(js, "d"));
+        else
+            ASSERT_TRUE(t.memo == NULL);
         /* the CBOR hex decodes to the same thing */
         const char *ch = str(v, "cbor_hex");
         if (!ch) ch = "a0"; /* vector without cbor_hex: checked below to be refused as empty */
@@ -394,11 +398,16 @@ TEST(token_v4) {
 TEST(token_invalid_inputs) {
     cashu_token_t t;
     static const char *bad[] = {
-        "", "cashuA", "cashuB", "cashuC e30", "cashuA!!!!", "cashuAe30", /* {} */
-        "cashuAeyJ0b2tlbiI6W119",                                          /* {"token":[]} */
-        "cashuBoA",                                                        /* {} */
-        "cashuBo2F0gA",                                                    /* {t:[]} */
-        "cashuBv2F0gP8",                                                   /* indefinite map */
+        "",
+        "cashuA",
+        "cashuB",
+        "cashuC e30",
+        "cashuA!!!!",
+        "cashuAe30",              /* {} */
+        "cashuAeyJ0b2tlbiI6W119", /* {"token":[]} */
+        "cashuBoA",               /* {} */
+        "cashuBo2F0gA",           /* {t:[]} */
+        "cashuBv2F0gP8",          /* indefinite map */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = cashu_token_decode(bad[i], strlen(bad[i]), &t);
@@ -429,7 +438,8 @@ TEST(derived_tokens) {
     const uint8_t *A = cashu_keyset_key(&ks, 1);
     ASSERT_TRUE(A);
     cashu_proof_t *p = &t.proofs[0];
-    ASSERT_OK(cashu_dleq_verify_proof(A, p->secret, strlen(p->secret), p->C, p->dleq.e, p->dleq.s, p->dleq.r));
+    ASSERT_OK(cashu_dleq_verify_proof(A, p->secret, strlen(p->secret), p->C, p->dleq.e, p->dleq.s,
+                                      p->dleq.r));
     cashu_token_free(&t);
 
     /* The Nutshell + cashu-ts token: P2PK-locked, DLEQ, short keyset id. */
@@ -459,7 +469,8 @@ TEST(derived_tokens) {
         p = &t.proofs[i];
         A = cashu_keyset_key(&ks, p->amount);
         ASSERT_TRUE(A && p->has_dleq && p->dleq.has_r);
-        ASSERT_OK(cashu_dleq_verify_proof(A, p->secret, strlen(p->secret), p->C, p->dleq.e, p->dleq.s, p->dleq.r));
+        ASSERT_OK(cashu_dleq_verify_proof(A, p->secret, strlen(p->secret), p->C, p->dleq.e,
+                                          p->dleq.s, p->dleq.r));
         cashu_p2pk_t pk;
         ASSERT_OK(cashu_p2pk_parse(p->secret, &pk));
         ASSERT_TRUE(pk.is_p2pk);
@@ -492,7 +503,9 @@ TEST(derived_tokens) {
     cashu_token_free(&t);
 }
 
-static uint64_t now_unix(void) { return (uint64_t)time(NULL); }
+static uint64_t now_unix(void) {
+    return (uint64_t)time(NULL);
+}
 
 TEST(p2pk_sig_inputs) {
     const cJSON *p = at(vec(), "p2pk");
@@ -527,14 +540,17 @@ static int sigall_case(const cJSON *v, const char *quote, uint64_t now, common_b
     uint64_t *amts = calloc(nout + 1, sizeof *amts);
     uint8_t(*Bs)[33] = calloc(nout + 1, 33);
     int rc = 0;
-    for (size_t i = 0; i < nin && !rc; i++) rc = cashu_proof_from_json(cJSON_GetArrayItem(ins, (int)i), &ps[i]);
+    for (size_t i = 0; i < nin && !rc; i++)
+        rc = cashu_proof_from_json(cJSON_GetArrayItem(ins, (int)i), &ps[i]);
     for (size_t i = 0; i < nout && !rc; i++) {
         const cJSON *o = cJSON_GetArrayItem(outs, (int)i);
         rc = cashu_json_u64(cJSON_GetObjectItem(o, "amount"), &amts[i]);
         if (!rc) rc = cashu_json_hex(cJSON_GetObjectItem(o, "B_"), Bs[i], 33);
     }
-    if (!rc && msg) rc = cashu_p2pk_sigall_msg(ps, nin, amts, (const uint8_t(*)[33])Bs, nout, quote, msg);
-    else if (!rc) rc = cashu_p2pk_verify_sigall(ps, nin, amts, (const uint8_t(*)[33])Bs, nout, quote, now);
+    if (!rc && msg)
+        rc = cashu_p2pk_sigall_msg(ps, nin, amts, (const uint8_t(*)[33])Bs, nout, quote, msg);
+    else if (!rc)
+        rc = cashu_p2pk_verify_sigall(ps, nin, amts, (const uint8_t(*)[33])Bs, nout, quote, now);
     for (size_t i = 0; i < nin; i++) cashu_proof_free(&ps[i]);
     free(ps);
     free(amts);
@@ -609,15 +625,21 @@ TEST(p2pk_build_parse_sign) {
     common_buf_free(&s);
     /* malformed secrets */
     ASSERT_ERR(cashu_p2pk_parse("deadbeef", &p), COMMON_ENOTFOUND);
-    ASSERT_ERR(cashu_p2pk_parse("[\"P2PK\",{\"nonce\":\"1\",\"data\":\"zz\"}]", &p), CASHU_EBAD_TOKEN);
+    ASSERT_ERR(cashu_p2pk_parse("[\"P2PK\",{\"nonce\":\"1\",\"data\":\"zz\"}]", &p),
+               CASHU_EBAD_TOKEN);
     char dup[512];
     char h[67];
     common_hex_encode(pk, 33, h);
-    snprintf(dup, sizeof dup, "[\"P2PK\",{\"nonce\":\"1\",\"data\":\"%s\",\"tags\":[[\"locktime\",\"1\"],[\"locktime\",\"2\"]]}]", h);
+    snprintf(dup, sizeof dup,
+             "[\"P2PK\",{\"nonce\":\"1\",\"data\":\"%s\",\"tags\":[[\"locktime\",\"1\"],["
+             "\"locktime\",\"2\"]]}]",
+             h);
     ASSERT_ERR(cashu_p2pk_parse(dup, &p), CASHU_EBAD_TOKEN);
-    snprintf(dup, sizeof dup, "[\"P2PK\",{\"nonce\":\"1\",\"data\":\"%s\",\"tags\":[[\"pubkeys\",\"%s\"]]}]", h, h);
+    snprintf(dup, sizeof dup,
+             "[\"P2PK\",{\"nonce\":\"1\",\"data\":\"%s\",\"tags\":[[\"pubkeys\",\"%s\"]]}]", h, h);
     ASSERT_ERR(cashu_p2pk_parse(dup, &p), CASHU_EBAD_TOKEN);
-    snprintf(dup, sizeof dup, "[\"P2PK\",{\"nonce\":\"1\",\"data\":\"%s\",\"tags\":[[\"n_sigs\",\"1.5\"]]}]", h);
+    snprintf(dup, sizeof dup,
+             "[\"P2PK\",{\"nonce\":\"1\",\"data\":\"%s\",\"tags\":[[\"n_sigs\",\"1.5\"]]}]", h);
     ASSERT_ERR(cashu_p2pk_parse(dup, &p), CASHU_EBAD_TOKEN);
     /* duplicate member: parsers disagree on which one wins */
     snprintf(dup, sizeof dup, "[\"P2PK\",{\"nonce\":\"1\",\"data\":\"%s\",\"data\":\"%s\"}]", h, h);
@@ -650,8 +672,9 @@ TEST(split_and_fee) {
     ASSERT_EQ_U64(cashu_fee_from_ppk_sum(1001), 2);
 }
 
-TEST_MAIN(TEST_ENTRY(hash_to_curve), TEST_ENTRY(bdhke), TEST_ENTRY(bdhke_roundtrip), TEST_ENTRY(dleq),
-          TEST_ENTRY(dleq_create_verify_random), TEST_ENTRY(keys_validation), TEST_ENTRY(keyset_id),
-          TEST_ENTRY(json_amounts), TEST_ENTRY(token_v3), TEST_ENTRY(token_v4),
-          TEST_ENTRY(token_invalid_inputs), TEST_ENTRY(derived_tokens), TEST_ENTRY(p2pk_sig_inputs),
-          TEST_ENTRY(p2pk_sig_all), TEST_ENTRY(p2pk_build_parse_sign), TEST_ENTRY(split_and_fee))
+TEST_MAIN(TEST_ENTRY(hash_to_curve), TEST_ENTRY(bdhke), TEST_ENTRY(bdhke_roundtrip),
+          TEST_ENTRY(dleq), TEST_ENTRY(dleq_create_verify_random), TEST_ENTRY(keys_validation),
+          TEST_ENTRY(keyset_id), TEST_ENTRY(json_amounts), TEST_ENTRY(token_v3),
+          TEST_ENTRY(token_v4), TEST_ENTRY(token_invalid_inputs), TEST_ENTRY(derived_tokens),
+          TEST_ENTRY(p2pk_sig_inputs), TEST_ENTRY(p2pk_sig_all), TEST_ENTRY(p2pk_build_parse_sign),
+          TEST_ENTRY(split_and_fee))

@@ -82,11 +82,13 @@ static int load_keyset(const cJSON *d, cashu_keyset_t *ks) {
 TEST(accept_offline_policy) {
     cJSON *v = vectors();
     ASSERT_TRUE(v);
-    const cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(v, "derived_not_official"), "nutshell_interop_p2pk_dleq_token");
+    const cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(v, "derived_not_official"),
+                                         "nutshell_interop_p2pk_dleq_token");
     const char *token = cJSON_GetObjectItem(d, "serialized")->valuestring;
     const char *mint = cJSON_GetObjectItem(d, "mint")->valuestring;
     uint8_t sk[32];
-    ASSERT_OK(common_hex_decode_exact(cJSON_GetObjectItem(d, "provider_privkey_hex")->valuestring, sk, 32));
+    ASSERT_OK(common_hex_decode_exact(cJSON_GetObjectItem(d, "provider_privkey_hex")->valuestring,
+                                      sk, 32));
     cashu_keyset_t ks;
     ASSERT_OK(load_keyset(d, &ks));
     const char *mints[] = {mint, NULL};
@@ -103,13 +105,16 @@ TEST(accept_offline_policy) {
 
     /* the provider */
     ASSERT_OK(open_wallet(&f, sk));
-    ASSERT_ERR(cashu_wallet_accept_offline(f.w, token, &pol, &amount), CASHU_EKEYSET); /* no keyset yet */
+    ASSERT_ERR(cashu_wallet_accept_offline(f.w, token, &pol, &amount),
+               CASHU_EKEYSET); /* no keyset yet */
     ASSERT_OK(cashu_wallet_add_keyset(f.w, mint, &ks, 1));
     cashu_policy_t foreign = {other, 0, 0, 1};
-    ASSERT_ERR(cashu_wallet_accept_offline(f.w, token, &foreign, &amount), CASHU_EMINT_NOT_ACCEPTED);
+    ASSERT_ERR(cashu_wallet_accept_offline(f.w, token, &foreign, &amount),
+               CASHU_EMINT_NOT_ACCEPTED);
     cashu_policy_t locked = {mints, 1, 60, 1};
     size_t np0 = 0;
-    ASSERT_OK(cashu_wallet_verify_offline(f.w, token, &locked, &amount, &np0)); /* no locktime: locked for ever */
+    ASSERT_OK(cashu_wallet_verify_offline(f.w, token, &locked, &amount,
+                                          &np0)); /* no locktime: locked for ever */
     /* tampered DLEQ */
     cashu_token_t t;
     ASSERT_OK(cashu_token_decode(token, strlen(token), &t));
@@ -157,11 +162,13 @@ TEST(accept_offline_policy) {
 TEST(accept_offline_many_batch) {
     cJSON *v = vectors();
     ASSERT_TRUE(v);
-    const cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(v, "derived_not_official"), "nutshell_interop_p2pk_dleq_token");
+    const cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(v, "derived_not_official"),
+                                         "nutshell_interop_p2pk_dleq_token");
     const char *token = cJSON_GetObjectItem(d, "serialized")->valuestring;
     const char *mint = cJSON_GetObjectItem(d, "mint")->valuestring;
     uint8_t sk[32];
-    ASSERT_OK(common_hex_decode_exact(cJSON_GetObjectItem(d, "provider_privkey_hex")->valuestring, sk, 32));
+    ASSERT_OK(common_hex_decode_exact(cJSON_GetObjectItem(d, "provider_privkey_hex")->valuestring,
+                                      sk, 32));
     cashu_keyset_t ks;
     ASSERT_OK(load_keyset(d, &ks));
     const char *mints[] = {mint, NULL};
@@ -223,7 +230,9 @@ static void must_not_run(void *ud, const cashu_result_t *r) {
     *(int *)ud = 1;
 }
 
-static void record(void *ud, const cashu_result_t *r) { *(int *)ud = r->err; }
+static void record(void *ud, const cashu_result_t *r) {
+    *(int *)ud = r->err;
+}
 
 TEST(free_in_flight_and_unreachable) {
     /* freeing the wallet with requests in flight: no callback, no leak (ASan checks) */
@@ -243,4 +252,5 @@ TEST(free_in_flight_and_unreachable) {
     close_wallet(&f);
 }
 
-TEST_MAIN(TEST_ENTRY(accept_offline_policy), TEST_ENTRY(accept_offline_many_batch), TEST_ENTRY(bad_inputs), TEST_ENTRY(free_in_flight_and_unreachable))
+TEST_MAIN(TEST_ENTRY(accept_offline_policy), TEST_ENTRY(accept_offline_many_batch),
+          TEST_ENTRY(bad_inputs), TEST_ENTRY(free_in_flight_and_unreachable))

@@ -11,7 +11,7 @@
 #include "common/common_env.h"
 #include "dht/dht_node.h"
 
-#define SIM_MAX 256
+#define SIM_MAX       256
 #define SIM_BASE_PORT 20000
 
 typedef struct sim_pkt {
@@ -53,13 +53,17 @@ static void sim_send(void *ud, int sock, const uint8_t *buf, size_t len, const d
     p->to = *to;
     p->len = len;
     memcpy(p->data, buf, len);
-    if (s->tail) s->tail->next = p;
-    else s->head = p;
+    if (s->tail)
+        s->tail->next = p;
+    else
+        s->head = p;
     s->tail = p;
     s->sent++;
 }
 
-static void sim_on_ready(void *ud) { ((sim_node_t *)ud)->ready = 1; }
+static void sim_on_ready(void *ud) {
+    ((sim_node_t *)ud)->ready = 1;
+}
 
 static dht_addr_t sim_addr(int i) {
     dht_addr_t a = {{127, 0, 0, 1}, (uint16_t)(SIM_BASE_PORT + 2 * i)};
@@ -90,7 +94,8 @@ static sim_node_t *sim_add(sim_t *s, int ephemeral, int adaptive) {
     o.adaptive = adaptive;
     o.allow_local = 1;
     o.server_port = me.port;
-    if (s->n == 0) o.public_addr = &me;
+    if (s->n == 0)
+        o.public_addr = &me;
     else {
         o.bootstrap = &boot;
         o.nbootstrap = 1;
@@ -135,7 +140,8 @@ static void sim_step(sim_t *s) {
         }
         if (d < next) next = d;
     }
-    if (next != UINT64_MAX && next > s->vc.now_ms) common_vclock_advance(&s->vc, next - s->vc.now_ms);
+    if (next != UINT64_MAX && next > s->vc.now_ms)
+        common_vclock_advance(&s->vc, next - s->vc.now_ms);
 }
 
 /* Run until *flag becomes non-zero or max_ms of virtual time pass. @return 1 if set. */

@@ -16,9 +16,18 @@ static void load(void) {
 
 TEST(uint_vectors) {
     load();
-    static const uint64_t vals[] = {0,          1,          0xfc,        0xfd,
-                                    0xfe,       0xff,       0x1234,      0xffff,
-                                    0x10000,    0x12345678, 0xffffffffu, 0x100000000ull,
+    static const uint64_t vals[] = {0,
+                                    1,
+                                    0xfc,
+                                    0xfd,
+                                    0xfe,
+                                    0xff,
+                                    0x1234,
+                                    0xffff,
+                                    0x10000,
+                                    0x12345678,
+                                    0xffffffffu,
+                                    0x100000000ull,
                                     (1ull << 53) - 1};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         char name[64];
@@ -252,7 +261,9 @@ TEST(uint_max_and_noncanonical) {
     }
 }
 
-TEST(cleanup) { tv_free(&tv); }
+TEST(cleanup) {
+    tv_free(&tv);
+}
 
 TEST_MAIN(TEST_ENTRY(uint_vectors), TEST_ENTRY(fixed_width_vectors), TEST_ENTRY(buffer_vectors),
           TEST_ENTRY(ip_vectors), TEST_ENTRY(trailing_bytes_and_unknown_flags),

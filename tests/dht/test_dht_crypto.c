@@ -119,7 +119,9 @@ TEST(ed25519_dh_and_keys) {
     ASSERT_MEM_EQ(&r1, z, sizeof r1);
 }
 
-TEST(cleanup) { tv_free(&tv); }
+TEST(cleanup) {
+    tv_free(&tv);
+}
 
 TEST_MAIN(TEST_ENTRY(namespaces), TEST_ENTRY(blake2b), TEST_ENTRY(hmac), TEST_ENTRY(hkdf),
           TEST_ENTRY(ed25519_dh_and_keys), TEST_ENTRY(cleanup))

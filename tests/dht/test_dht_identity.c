@@ -80,10 +80,14 @@ TEST(malformed_files_rejected) {
     static const char *bad[] = {
         "",
         "swarmdvm-ed25519-seed-v1 00\n",
-        "swarmdvm-ed25519-seed-v2 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
-        "swarmdvm-ed25519-seed-v1 zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
-        "swarmdvm-ed25519-seed-v1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1fX",
-        "swarmdvm-ed25519-seed-v1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\nextra lines\n",
+        "swarmdvm-ed25519-seed-v2 "
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+        "swarmdvm-ed25519-seed-v1 "
+        "zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+        "swarmdvm-ed25519-seed-v1 "
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1fX",
+        "swarmdvm-ed25519-seed-v1 "
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\nextra lines\n",
     };
     char p[512];
     snprintf(p, sizeof p, "%s/%s", dir, DHT_IDENTITY_FILE);
@@ -95,8 +99,8 @@ TEST(malformed_files_rejected) {
         if (rc != COMMON_EPROTO) TEST_FAIL_("case %zu: rc %d", i, rc);
     }
     /* a good one, written by hand, gives the seed's key pair */
-    const char *good =
-        "swarmdvm-ed25519-seed-v1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+    const char *good = "swarmdvm-ed25519-seed-v1 "
+                       "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
     unlink(p);
     ASSERT_OK(common_write_private(p, good, strlen(good), 0));
     dht_keypair_t kp, want;

@@ -9,8 +9,8 @@
 #include "dht_sim.h"
 #include "tests/test.h"
 
-#define NODES 100
-#define TOPICS 20
+#define NODES   100
+#define TOPICS  20
 #define LOOKUPS 100
 
 typedef struct lk {

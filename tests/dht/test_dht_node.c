@@ -85,7 +85,9 @@ static int req(int sock, uint16_t tid, int internal, uint64_t cmd, const uint8_t
     return F.cap.n;
 }
 
-static int last(dht_rpc_msg_t *out) { return dht_rpc_decode(F.cap.buf[0], F.cap.len[0], out); }
+static int last(dht_rpc_msg_t *out) {
+    return dht_rpc_decode(F.cap.buf[0], F.cap.len[0], out);
+}
 
 TEST(ping_reply_carries_id_only_on_server_socket) {
     ASSERT_TRUE(fx_init(0));
@@ -255,7 +257,8 @@ TEST(full_topic_lookup_fits_one_datagram) {
         dht_crypto_sign(sig, signable, 64, kp.sk);
         a.signature = sig;
         int n = dht_announce_encode(&a, val, sizeof val);
-        ASSERT_EQ_U64(req(DHT_SOCK_SERVER, 2, 0, DHT_CMD_ANNOUNCE, topic, token, val, (size_t)n, NULL), 1);
+        ASSERT_EQ_U64(
+            req(DHT_SOCK_SERVER, 2, 0, DHT_CMD_ANNOUNCE, topic, token, val, (size_t)n, NULL), 1);
     }
     ASSERT_EQ_U64(req(DHT_SOCK_SERVER, 3, 0, DHT_CMD_LOOKUP, topic, NULL, NULL, 0, NULL), 1);
     dht_rpc_msg_t r;
@@ -298,7 +301,8 @@ TEST(ids_are_validated_and_requests_rate_limited) {
     /* 1000 pings from one public IP in the same millisecond: only the burst is answered */
     F.peer = (dht_addr_t){{8, 8, 8, 8}, 7000};
     long before = F.cap.total;
-    for (int i = 0; i < 1000; i++) req(DHT_SOCK_SERVER, (uint16_t)i, 1, DHT_CMD_PING, NULL, NULL, NULL, 0, NULL);
+    for (int i = 0; i < 1000; i++)
+        req(DHT_SOCK_SERVER, (uint16_t)i, 1, DHT_CMD_PING, NULL, NULL, NULL, 0, NULL);
     long answered = F.cap.total - before;
     ASSERT_EQ_U64(answered, 2 * DHT_NODE_RATE_PER_SEC);
     dht_node_stats_t st;

@@ -39,7 +39,7 @@ static dht_noise_t *make(const char *t, dht_noise_pattern_t pat, int initiator) 
 /* Run C initiator and C responder side by side; every message each sends must equal the JS
  * message, and each must accept the JS message. */
 static void check_transcript(test_ctx_t *test_ctx_, const char *t, dht_noise_pattern_t pat,
-                            int nmsgs) {
+                             int nmsgs) {
     dht_noise_t *side[2] = {make(t, pat, 1), make(t, pat, 0)};
     ASSERT_TRUE(side[0] && side[1]);
     for (int k = 0; k < nmsgs; k++) {
@@ -139,9 +139,16 @@ TEST(tampered_and_truncated_messages_fail) {
                 char mn[16];
                 snprintf(mn, sizeof mn, "msg%d", j + 1);
                 const tv_entry_t *mj = get(t, mn);
-                ASSERT_OK(dht_noise_send(side[j % 2], get(t, j == 0 ? "pay1" : j == 1 ? "pay2" : "pay3")->data,
-                                         get(t, j == 0 ? "pay1" : j == 1 ? "pay2" : "pay3")->len, buf,
-                                         sizeof buf, &bl));
+                ASSERT_OK(dht_noise_send(side[j % 2],
+                                         get(t, j == 0   ? "pay1"
+                                                : j == 1 ? "pay2"
+                                                         : "pay3")
+                                             ->data,
+                                         get(t, j == 0   ? "pay1"
+                                                : j == 1 ? "pay2"
+                                                         : "pay3")
+                                             ->len,
+                                         buf, sizeof buf, &bl));
                 ASSERT_OK(dht_noise_recv(side[1 - j % 2], mj->data, mj->len, pl, sizeof pl, &pln));
             }
             memcpy(buf, m->data, m->len);
@@ -255,9 +262,12 @@ TEST(turns_sizes_and_args) {
     dht_noise_free(NULL);
 }
 
-TEST(cleanup) { tv_free(&tv); }
+TEST(cleanup) {
+    tv_free(&tv);
+}
 
 TEST_MAIN(TEST_ENTRY(xx_transcripts), TEST_ENTRY(ik_transcripts),
           TEST_ENTRY(ik_responder_learns_key_after_msg1),
-          TEST_ENTRY(tampered_and_truncated_messages_fail), TEST_ENTRY(ik_wrong_responder_key_fails),
-          TEST_ENTRY(turns_sizes_and_args), TEST_ENTRY(cleanup))
+          TEST_ENTRY(tampered_and_truncated_messages_fail),
+          TEST_ENTRY(ik_wrong_responder_key_fails), TEST_ENTRY(turns_sizes_and_args),
+          TEST_ENTRY(cleanup))

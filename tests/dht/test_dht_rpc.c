@@ -73,7 +73,8 @@ TEST(response_round_trip_and_truncation) {
     ASSERT_EQ_U64(d.error, 2);
     ASSERT_EQ_U64(d.value_len, 5);
     ASSERT_MEM_EQ(d.value, val, 5);
-    for (int cut = 0; cut < n; cut++) ASSERT_ERR(dht_rpc_decode(buf, (size_t)cut, &d), COMMON_EPROTO);
+    for (int cut = 0; cut < n; cut++)
+        ASSERT_ERR(dht_rpc_decode(buf, (size_t)cut, &d), COMMON_EPROTO);
     /* trailing bytes are accepted */
     buf[n] = 0xff;
     ASSERT_OK(dht_rpc_decode(buf, (size_t)n + 1, &d));
@@ -276,7 +277,7 @@ TEST(cwnd_rate_tokens_bootstrap) {
     uint8_t key[6] = {1, 2, 3, 4, 0, 0};
     int allowed = 0;
     for (int i = 0; i < 100; i++) allowed += dht_rate_allow(&r, key, 1000);
-    ASSERT_EQ_U64(allowed, 20); /* burst of 2 s */
+    ASSERT_EQ_U64(allowed, 20);                 /* burst of 2 s */
     ASSERT_TRUE(dht_rate_allow(&r, key, 1100)); /* 100 ms later: one more token */
 
     uint8_t rnd[64];
@@ -346,7 +347,9 @@ TEST(handshake_and_holepunch_values) {
     ASSERT_FALSE(hd.has_peer);
 }
 
-TEST_MAIN(TEST_ENTRY(handshake_and_holepunch_values), TEST_ENTRY(request_bytes_match_js_layout), TEST_ENTRY(response_round_trip_and_truncation),
-          TEST_ENTRY(node_id_is_blake2b_of_ipv4_address), TEST_ENTRY(values_announce_lookup_signable),
-          TEST_ENTRY(table_rows_closest_and_full_rows), TEST_ENTRY(records_caps_and_expiry),
-          TEST_ENTRY(nat_sampler_like_js), TEST_ENTRY(cwnd_rate_tokens_bootstrap))
+TEST_MAIN(TEST_ENTRY(handshake_and_holepunch_values), TEST_ENTRY(request_bytes_match_js_layout),
+          TEST_ENTRY(response_round_trip_and_truncation),
+          TEST_ENTRY(node_id_is_blake2b_of_ipv4_address),
+          TEST_ENTRY(values_announce_lookup_signable), TEST_ENTRY(table_rows_closest_and_full_rows),
+          TEST_ENTRY(records_caps_and_expiry), TEST_ENTRY(nat_sampler_like_js),
+          TEST_ENTRY(cwnd_rate_tokens_bootstrap))

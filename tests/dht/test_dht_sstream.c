@@ -15,7 +15,7 @@ typedef struct side {
     dht_sstream_t *s;
     common_buf_t wire; /* bytes travelling to the other side */
     int handshakes, opens, datas;
-    common_buf_t got;  /* concatenated received data */
+    common_buf_t got; /* concatenated received data */
     size_t last_len;
     int err;
 } side_t;
@@ -238,7 +238,7 @@ TEST(wrong_stream_id_and_bad_header) {
         /* a.wire: msg3 (67 bytes) then header frame (59) */
         ASSERT_EQ_U64(a.wire.len, 67 + 59);
         if (variant == 0) a.wire.data[67 + 3 + 5] ^= 1; /* id byte */
-        if (variant == 1) a.wire.data[67] = 55;          /* header length 55 */
+        if (variant == 1) a.wire.data[67] = 55;         /* header length 55 */
         if (variant == 2) {
             /* the initiator's header carries its own role id: swap it for the responder's */
             uint8_t id[32];
@@ -247,8 +247,10 @@ TEST(wrong_stream_id_and_bad_header) {
         }
         deliver(&a, &b, 1 << 20);
         ASSERT_EQ_U64(b.opens, 0);
-        if (variant == 1) ASSERT_EQ_I64(b.err, DHT_EFRAME);
-        else ASSERT_EQ_I64(b.err, DHT_ESTREAMID);
+        if (variant == 1)
+            ASSERT_EQ_I64(b.err, DHT_EFRAME);
+        else
+            ASSERT_EQ_I64(b.err, DHT_ESTREAMID);
         unpair(&a, &b);
     }
 }
@@ -367,6 +369,7 @@ TEST(keys_mode_and_state_errors) {
 
 TEST_MAIN(TEST_ENTRY(handshake_sizes_and_data), TEST_ENTRY(byte_by_byte_and_big_messages),
           TEST_ENTRY(tampered_frame_rejected_nothing_delivered),
-          TEST_ENTRY(replayed_and_reordered_frames_rejected), TEST_ENTRY(wrong_stream_id_and_bad_header),
-          TEST_ENTRY(oversize_frame_rejected), TEST_ENTRY(handshake_tamper_fails),
-          TEST_ENTRY(keepalive_after_idle), TEST_ENTRY(keys_mode_and_state_errors))
+          TEST_ENTRY(replayed_and_reordered_frames_rejected),
+          TEST_ENTRY(wrong_stream_id_and_bad_header), TEST_ENTRY(oversize_frame_rejected),
+          TEST_ENTRY(handshake_tamper_fails), TEST_ENTRY(keepalive_after_idle),
+          TEST_ENTRY(keys_mode_and_state_errors))

@@ -38,7 +38,9 @@ typedef struct world {
 
 static world_t *W;
 
-static uint8_t pattern(size_t i) { return (uint8_t)(i * 7 + (i >> 10)); }
+static uint8_t pattern(size_t i) {
+    return (uint8_t)(i * 7 + (i >> 10));
+}
 
 static void pump_writes(side_t *s) {
     static uint8_t buf[16384];
@@ -138,12 +140,11 @@ static void world_init(world_t *w, const dht_tcp_opts_t *opts) {
 
 static int world_start(world_t *w) {
     int err = 0;
-    w->srv = dht_tcp_listen(&w->loop, &w->env, &w->kb, "127.0.0.1", 0, &w->opts, on_accept, w,
-                            &err);
+    w->srv =
+        dht_tcp_listen(&w->loop, &w->env, &w->kb, "127.0.0.1", 0, &w->opts, on_accept, w, &err);
     if (!w->srv) return err;
     uint16_t port = dht_tcp_server_port(w->srv);
-    if (!dht_tcp_connect(&w->loop, &w->env, &w->ka, "127.0.0.1", port, &w->opts, &CBS, &w->a,
-                         &err))
+    if (!dht_tcp_connect(&w->loop, &w->env, &w->ka, "127.0.0.1", port, &w->opts, &CBS, &w->a, &err))
         return err;
     return 0;
 }
@@ -155,7 +156,8 @@ static void world_run(world_t *w) {
         if (w->b.c) dht_tcp_close(w->b.c);
         if (w->srv) dht_tcp_server_close(w->srv);
         w->srv = NULL;
-        if (!uv_is_closing((uv_handle_t *)&w->watchdog)) uv_close((uv_handle_t *)&w->watchdog, NULL);
+        if (!uv_is_closing((uv_handle_t *)&w->watchdog))
+            uv_close((uv_handle_t *)&w->watchdog, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT);
     }
     uv_loop_close(&w->loop);
@@ -242,14 +244,14 @@ TEST(refused_and_bad_args) {
     uv_close((uv_handle_t *)&t, NULL);
     uv_run(&w.loop, UV_RUN_NOWAIT);
     int err = 0;
-    ASSERT_TRUE(dht_tcp_connect(&w.loop, &w.env, &w.ka, "not-an-ip", port, NULL, &CBS, &w.a,
-                                &err) == NULL);
+    ASSERT_TRUE(
+        dht_tcp_connect(&w.loop, &w.env, &w.ka, "not-an-ip", port, NULL, &CBS, &w.a, &err) == NULL);
     ASSERT_EQ_I64(err, COMMON_EINVAL);
     dht_tcp_conn_t *c =
         dht_tcp_connect(&w.loop, &w.env, &w.ka, "127.0.0.1", port, NULL, &CBS, &w.a, &err);
     ASSERT_TRUE(c != NULL);
     ASSERT_ERR(dht_tcp_write(c, "x", 1), COMMON_ESTATE); /* before on_connect */
-    w.b.closes = 1;                                     /* only one side here */
+    w.b.closes = 1;                                      /* only one side here */
     world_run(&w);
     ASSERT_FALSE(w.timed_out);
     ASSERT_EQ_I64(w.a.closes, 1);
@@ -265,7 +267,9 @@ static void silent_accept(uv_stream_t *server, int status) {
     server->data = cl; /* keep it open, say nothing */
 }
 
-static void free_handle(uv_handle_t *h) { free(h); }
+static void free_handle(uv_handle_t *h) {
+    free(h);
+}
 
 TEST(handshake_timeout) {
     world_t w;
@@ -281,8 +285,8 @@ TEST(handshake_timeout) {
     int len = sizeof sa;
     uv_tcp_getsockname(&srv, (struct sockaddr *)&sa, &len);
     uint64_t t0 = uv_now(&w.loop);
-    ASSERT_TRUE(dht_tcp_connect(&w.loop, &w.env, &w.ka, "127.0.0.1", ntohs(sa.sin_port), &o,
-                                &CBS, &w.a, NULL) != NULL);
+    ASSERT_TRUE(dht_tcp_connect(&w.loop, &w.env, &w.ka, "127.0.0.1", ntohs(sa.sin_port), &o, &CBS,
+                                &w.a, NULL) != NULL);
     w.b.closes = 1;
     /* run until the client closed, then close the silent server */
     while (!w.a.closes && !w.timed_out) uv_run(&w.loop, UV_RUN_ONCE);

@@ -30,13 +30,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     dht_lookup_reply_t lr;
-    if (dht_lookup_reply_decode(data, size, &lr) == 0) (void)dht_lookup_reply_encode(&lr, out, sizeof out);
+    if (dht_lookup_reply_decode(data, size, &lr) == 0)
+        (void)dht_lookup_reply_encode(&lr, out, sizeof out);
     dht_announce_t a;
     if (dht_announce_decode(data, size, &a) == 0) (void)dht_announce_encode(&a, out, sizeof out);
     dht_handshake_msg_t hs;
-    if (dht_handshake_decode(data, size, &hs) == 0) (void)dht_handshake_encode(&hs, out, sizeof out);
+    if (dht_handshake_decode(data, size, &hs) == 0)
+        (void)dht_handshake_encode(&hs, out, sizeof out);
     dht_holepunch_msg_t hp;
-    if (dht_holepunch_decode(data, size, &hp) == 0) (void)dht_holepunch_encode(&hp, out, sizeof out);
+    if (dht_holepunch_decode(data, size, &hp) == 0)
+        (void)dht_holepunch_encode(&hp, out, sizeof out);
     dht_peer_record_t p;
     size_t pos = 0;
     if (dht_peer_record_decode(data, size, &pos, &p) == 0 && pos > size) __builtin_trap();

@@ -34,8 +34,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t len;
         while (!ended && agent_llm_lines_next(&lines, &line, &len)) {
             agent_llm_ev_t ev;
-            if (mode == 2) agent_llm_sse_parse_line(&sp, line, len, &ev);
-            else agent_llm_ollama_parse_line(&op, line, len, &ev);
+            if (mode == 2)
+                agent_llm_sse_parse_line(&sp, line, len, &ev);
+            else
+                agent_llm_ollama_parse_line(&op, line, len, &ev);
             if (ev.len) {
                 out.len = 0;
                 if (agent_llm_utf8_feed(&u, ev.text, ev.len, &out)) abort();

@@ -95,8 +95,7 @@ static void mode_handshake(const uint8_t *d, size_t n) {
     if (!failed) {
         dht_noise_result_t a, b;
         if (dht_noise_result(s[0], &a) || dht_noise_result(s[1], &b)) abort();
-        if (memcmp(a.tx, b.rx, 32) || memcmp(a.rx, b.tx, 32) || memcmp(a.hash, b.hash, 64))
-            abort();
+        if (memcmp(a.tx, b.rx, 32) || memcmp(a.rx, b.tx, 32) || memcmp(a.hash, b.hash, 64)) abort();
     }
     dht_noise_free(s[0]);
     dht_noise_free(s[1]);

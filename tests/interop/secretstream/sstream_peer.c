@@ -128,15 +128,19 @@ static void send_some(peer_t *p) {
     dht_tcp_end(p->conn);
 }
 
-static void on_idle_done(uv_timer_t *t) { send_some(t->data); }
+static void on_idle_done(uv_timer_t *t) {
+    send_some(t->data);
+}
 
 static void on_connect(dht_tcp_conn_t *c, const uint8_t *pk, void *ud) {
     peer_t *p = ud;
     p->conn = c;
     common_hex_prefix(pk, 32, 8, p->remote);
     p->t0 = uv_hrtime();
-    if (p->idle_ms) uv_timer_start(&p->idle, on_idle_done, p->idle_ms, 0);
-    else send_some(p);
+    if (p->idle_ms)
+        uv_timer_start(&p->idle, on_idle_done, p->idle_ms, 0);
+    else
+        send_some(p);
 }
 
 static void on_drain(dht_tcp_conn_t *c, void *ud) {
@@ -216,8 +220,10 @@ static void on_deadline(uv_timer_t *t) {
     peer_t *p = t->data;
     fprintf(stderr, "sstream_peer: timed out\n");
     p->status = COMMON_ETIMEDOUT;
-    if (p->conn) dht_tcp_close(p->conn);
-    else finish(p);
+    if (p->conn)
+        dht_tcp_close(p->conn);
+    else
+        finish(p);
 }
 
 static void usage(void) {
@@ -259,14 +265,11 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[ai], "--bench") == 0 &&
                  !common_parse_u64(argv[++ai], 1, 1ull << 40, &v))
             p.bench_total = v;
-        else if (strcmp(argv[ai], "--chunk") == 0 &&
-                 !common_parse_u64(argv[++ai], 1, 1 << 24, &v))
+        else if (strcmp(argv[ai], "--chunk") == 0 && !common_parse_u64(argv[++ai], 1, 1 << 24, &v))
             p.chunk = (size_t)v;
-        else if (strcmp(argv[ai], "--idle") == 0 &&
-                 !common_parse_u64(argv[++ai], 0, 600000, &v))
+        else if (strcmp(argv[ai], "--idle") == 0 && !common_parse_u64(argv[++ai], 0, 600000, &v))
             p.idle_ms = v;
-        else if (strcmp(argv[ai], "--timeout") == 0 &&
-                 !common_parse_u64(argv[++ai], 1, 3600, &v))
+        else if (strcmp(argv[ai], "--timeout") == 0 && !common_parse_u64(argv[++ai], 1, 3600, &v))
             timeout_s = v;
         else
             usage();

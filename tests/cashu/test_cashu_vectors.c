@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Every applicable vector of shared/data/cashu-vectors.json: NUT-00 (hash_to_curve, BDHKE,
+/* Every applicable vector of cashu-vectors.json (tests/cashu/data, a copy of shared/data): NUT-00 (hash_to_curve, BDHKE,
  * token v3/v4), NUT-01 (key validation), NUT-02 (keyset ids), NUT-11 (P2PK SIG_INPUTS and
  * SIG_ALL; the HTLC cases are NUT-14 and not applicable), NUT-12 (DLEQ), plus the derived
  * cashu-ts/Nutshell tokens. NUT-13 vectors are not applicable (no deterministic secrets). */
@@ -15,25 +15,12 @@
 #include "cashu/cashu_token.h"
 #include "common/common_codec.h"
 #include "common/common_err.h"
+#include "tests/cashu/vectors.h"
 #include "tests/test.h"
 
 static cJSON *vec(void) {
-    static cJSON *root;
-    if (root) return root;
-    const char *dir = getenv("SWARMDVM_SHARED_DIR");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/data/cashu-vectors.json", dir ? dir : "/work/shared");
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = 0;
-    root = cJSON_Parse(buf);
-    free(buf);
+    static cJSON *root; /* parsed once per test process */
+    if (!root) root = cashu_test_vectors_load();
     return root;
 }
 

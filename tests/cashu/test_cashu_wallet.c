@@ -16,19 +16,11 @@
 #include "common/common_codec.h"
 #include "common/common_err.h"
 #include "common/common_fs.h"
+#include "tests/cashu/vectors.h"
 #include "tests/test.h"
 
 static cJSON *vectors(void) {
-    const char *dir = getenv("SWARMDVM_SHARED_DIR");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/data/cashu-vectors.json", dir ? dir : "/work/shared");
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return cJSON_Parse(buf);
+    return cashu_test_vectors_load();
 }
 
 typedef struct fixture {

@@ -464,6 +464,16 @@ static void op_fail_mint(op_t *op, const cashu_mint_resp_t *r, const char *what)
 }
 
 /* Add an input proof (copied). */
+/* A proof from a row whose first columns are keyset, amount, secret, c (hex). The secret
+ * borrows the statement's memory: valid until the next step or finalize. */
+static void proof_from_row(sqlite3_stmt *st, cashu_proof_t *p) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->id, sizeof p->id, "%s", col_text(st, 0));
+    p->amount = (uint64_t)sqlite3_column_int64(st, 1);
+    p->secret = (char *)col_text(st, 2);
+    common_hex_decode_exact(col_text(st, 3), p->C, 33);
+}
+
 static int op_add_input(op_t *op, const cashu_proof_t *p) {
     cashu_proof_t *ni = realloc(op->ins, (op->nin + 1) * sizeof *ni);
     if (!ni) return COMMON_ENOMEM;
@@ -478,6 +488,18 @@ static int op_add_input(op_t *op, const cashu_proof_t *p) {
     common_hex_encode(Y, 33, op->in_y[op->nin]);
     op->nin++;
     return 0;
+}
+
+/* Every row of @p st (keyset, amount, secret, c) becomes an input; @p st is finalized. */
+static int op_add_rows(op_t *op, sqlite3_stmt *st) {
+    int rc = 0;
+    while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+        cashu_proof_t p;
+        proof_from_row(st, &p);
+        rc = op_add_input(op, &p);
+    }
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* Add outputs for @p amount split into the active keyset's denominations. Secrets: plain
@@ -786,11 +808,7 @@ static int load_op(cashu_wallet_t *w, int64_t id, op_t *op, char *quote, size_t 
         return rc;
     while (sqlite3_step(st) == SQLITE_ROW) {
         cashu_proof_t p;
-        memset(&p, 0, sizeof p);
-        snprintf(p.id, sizeof p.id, "%s", col_text(st, 0));
-        p.amount = (uint64_t)sqlite3_column_int64(st, 1);
-        p.secret = (char *)col_text(st, 2);
-        common_hex_decode_exact(col_text(st, 3), p.C, 33);
+        proof_from_row(st, &p);
         p.witness = (char *)col_text(st, 4);
         rc = op_add_input(op, &p);
         if (rc) break;
@@ -1495,11 +1513,7 @@ static int select_proofs(op_t *op, uint64_t target) {
         if (sum >= target + ins_fee(op) && op->nin > 0) break;
         if (op->nin >= op->mc->max_inputs) break;
         cashu_proof_t p;
-        memset(&p, 0, sizeof p);
-        snprintf(p.id, sizeof p.id, "%s", col_text(st, 0));
-        p.amount = (uint64_t)sqlite3_column_int64(st, 1);
-        p.secret = (char *)col_text(st, 2);
-        common_hex_decode_exact(col_text(st, 3), p.C, 33);
+        proof_from_row(st, &p);
         if ((rc = op_add_input(op, &p))) break;
         sum += p.amount;
     }
@@ -2039,11 +2053,7 @@ static void claim_next(op_t *op, int err) {
     if (rc) return op_finish(op, rc, NULL);
     while (sqlite3_step(st) == SQLITE_ROW) {
         cashu_proof_t p;
-        memset(&p, 0, sizeof p);
-        snprintf(p.id, sizeof p.id, "%s", col_text(st, 0));
-        p.amount = (uint64_t)sqlite3_column_int64(st, 1);
-        p.secret = (char *)col_text(st, 2);
-        common_hex_decode_exact(col_text(st, 3), p.C, 33);
+        proof_from_row(st, &p);
         if ((rc = op_add_input(op, &p))) break;
         if ((rc = sign_if_locked(w, &op->ins[op->nin - 1]))) break;
     }
@@ -2209,16 +2219,7 @@ static void refund_loaded(op_t *op, int err) {
         "AND locktime > 0 AND locktime <= ? AND refund_key=? LIMIT ?",
         "tuti", op->mc->url, now_unix(w), pkh, (int64_t)op->mc->max_inputs);
     if (rc) return op_finish(op, rc, NULL);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        cashu_proof_t p;
-        memset(&p, 0, sizeof p);
-        snprintf(p.id, sizeof p.id, "%s", col_text(st, 0));
-        p.amount = (uint64_t)sqlite3_column_int64(st, 1);
-        p.secret = (char *)col_text(st, 2);
-        common_hex_decode_exact(col_text(st, 3), p.C, 33);
-        if ((rc = op_add_input(op, &p))) break;
-    }
-    sqlite3_finalize(st);
+    rc = op_add_rows(op, st);
     if (rc) return op_finish(op, rc, NULL);
     if (op->nin == 0) return op_finish(op, 0, "nothing to refund");
     cJSON *body = cJSON_CreateObject();
@@ -2269,16 +2270,7 @@ static void melt_after_swap(op_t *op, int err) {
         w, &st, "SELECT keyset,amount,secret,c FROM proofs WHERE bundle=? AND state='reserved'",
         "i", bundle);
     if (rc) return op_finish(op, rc, NULL);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        cashu_proof_t p;
-        memset(&p, 0, sizeof p);
-        snprintf(p.id, sizeof p.id, "%s", col_text(st, 0));
-        p.amount = (uint64_t)sqlite3_column_int64(st, 1);
-        p.secret = (char *)col_text(st, 2);
-        common_hex_decode_exact(col_text(st, 3), p.C, 33);
-        if ((rc = op_add_input(op, &p))) break;
-    }
-    sqlite3_finalize(st);
+    rc = op_add_rows(op, st);
     if (rc) return op_finish(op, rc, NULL);
     op->res.fee += ins_fee(op);
     melt_send(op);

@@ -25,6 +25,7 @@
 #include "common/common_fs.h"
 #include "common/common_http.h"
 #include "common/common_prog.h"
+#include "dht/dht_swarm.h"
 #include "dht/dht_identity.h"
 #include "protocol/proto_joinlink.h"
 
@@ -46,7 +47,7 @@ static const common_opt_t opts[] = {
     {"payment-timeout", "PAYMENT_TIMEOUT", COMMON_OPT_U64, "30000", 1, 86400000, "MS",
      "wait for a payment before ending the job"},
     {"mint", "CASHU_MINT_URL", COMMON_OPT_LIST, "https://nofee.testnut.cashu.space", 0, 0, "URL",
-     "accepted mint (repeatable; env: comma-separated)"},
+     "accepted mint (the environment form is comma-separated)"},
     {"accept-unlocked", "ACCEPT_UNLOCKED", COMMON_OPT_STR, "swap", 0, 0, "POLICY",
      "plain (unlocked) tokens: swap (with the mint, default), peek (offline, provider's risk), "
      "reject"},
@@ -58,12 +59,7 @@ static const common_opt_t opts[] = {
      "also accept secret-stream connections over TCP (tests, LAN; bind 127.0.0.1 for local use)"},
     {"swarm", "DVM_SWARM", COMMON_OPT_BOOL, "true", 0, 0, NULL,
      "join the kind's Hyperswarm topic as a server (--swarm=false: --listen only)"},
-    {"bootstrap", "DVM_BOOTSTRAP", COMMON_OPT_LIST, NULL, 0, 0, "HOST:PORT",
-     "DHT bootstrap node (repeatable; default: the public hyperdht nodes)"},
-    {"allow-local", "DVM_ALLOW_LOCAL", COMMON_OPT_BOOL, "false", 0, 0, NULL,
-     "accept loopback/private DHT addresses (test and LAN networks)"},
-    {"swarm-host", "DVM_SWARM_HOST", COMMON_OPT_STR, NULL, 0, 0, "IP",
-     "bind address of the DHT/UDX sockets (default 0.0.0.0)"},
+    DHT_SWARM_NET_OPTS,
     {"swarm-port", "DVM_SWARM_PORT", COMMON_OPT_U64, "0", 0, 65535, "PORT",
      "DHT/UDX port (0: random)"},
     {"sub-kind", "SUB_KIND", COMMON_OPT_U64, NULL, 0, PROTO_MAX_KIND, "N",

@@ -12,6 +12,7 @@
 #include "common/common_err.h"
 #include "common/common_fs.h"
 #include "common/common_prog.h"
+#include "dht/dht_swarm.h"
 #include "customer/customer_pay.h"
 #include "customer/customer_pay_cashu.h"
 #include "cashu/cashu_wallet.h"
@@ -36,12 +37,7 @@ static const common_opt_t opts[] = {
      "connect directly (secret-stream over TCP); repeat for fallback providers"},
     {"join", "DVM_JOIN", COMMON_OPT_STR, NULL, 0, 0, "LINK",
      "dvm://<kind>/<topic>?pk=..&name=.. join link: connect to that provider"},
-    {"bootstrap", "DVM_BOOTSTRAP", COMMON_OPT_LIST, NULL, 0, 0, "HOST:PORT",
-     "DHT bootstrap node (repeatable; default: the public hyperdht nodes)"},
-    {"allow-local", "DVM_ALLOW_LOCAL", COMMON_OPT_BOOL, "false", 0, 0, NULL,
-     "accept loopback/private DHT addresses (test and LAN networks)"},
-    {"swarm-host", "DVM_SWARM_HOST", COMMON_OPT_STR, NULL, 0, 0, "IP",
-     "bind address of the DHT/UDX sockets (default 0.0.0.0)"},
+    DHT_SWARM_NET_OPTS,
     {"discover-timeout", "DVM_DISCOVER_TIMEOUT", COMMON_OPT_U64, "30000", 100, 3600000, "MS",
      "give up when no provider is found on the topic this long"},
     {"json", NULL, COMMON_OPT_BOOL, "false", 0, 0, NULL, "status as NDJSON events on stderr"},

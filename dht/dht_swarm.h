@@ -106,6 +106,30 @@ typedef struct dht_swarm_conn_info {
     const uint8_t *topic;     /* client side: the topic that found the peer; else NULL */
 } dht_swarm_conn_info_t;
 
+/** The swarm's network settings as common_config option-table rows, shared by every
+ *  program that joins a topic (read them into dht_swarm_opts_t host/bootstrap/allow_local). */
+#define DHT_SWARM_NET_OPTS                                                 \
+    {"bootstrap",                                                          \
+     "DVM_BOOTSTRAP",                                                      \
+     COMMON_OPT_LIST,                                                      \
+     NULL,                                                                 \
+     0,                                                                    \
+     0,                                                                    \
+     "HOST:PORT",                                                          \
+     "DHT bootstrap node (default: the public hyperdht nodes)"},           \
+        {"allow-local",                                                    \
+         "DVM_ALLOW_LOCAL",                                                \
+         COMMON_OPT_BOOL,                                                  \
+         "false",                                                          \
+         0,                                                                \
+         0,                                                                \
+         NULL,                                                             \
+         "accept loopback/private DHT addresses (test and LAN networks)"}, \
+    {                                                                      \
+        "swarm-host", "DVM_SWARM_HOST", COMMON_OPT_STR, NULL, 0, 0, "IP",  \
+            "bind address of the DHT/UDX sockets (default 0.0.0.0)"        \
+    }
+
 typedef struct dht_swarm_opts {
     const char *host;       /* bind address (dotted IPv4); NULL = "0.0.0.0" */
     uint16_t port;          /* DHT server socket port; 0 = random */

@@ -34,7 +34,7 @@ static const common_opt_t opts[] = {
     {"port", "DVM_DHT_PORT", COMMON_OPT_U64, "49737", 0, 65535, "PORT",
      "server UDP port (0 = random); commands always use a random port"},
     {"bootstrap", "DVM_DHT_BOOTSTRAP", COMMON_OPT_LIST, NULL, 0, 0, "HOST:PORT",
-     "bootstrap node (host:port or ip@host:port), repeatable; 'none' for the first node; "
+     "bootstrap node (host:port or ip@host:port); 'none' for the first node; "
      "default: the public hyperdht nodes"},
     {"allow-local", "DVM_DHT_ALLOW_LOCAL", COMMON_OPT_BOOL, "false", 0, 0, NULL,
      "accept loopback/private addresses (test and LAN networks only)"},

@@ -2,6 +2,7 @@
 #include "common/common_db.h"
 #include "common/common_err.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -23,13 +24,18 @@ int common_db_exec(sqlite3 *db, const char *sql, const common_env_t *env) {
 
 int common_db_open(const char *path, const common_env_t *env, sqlite3 **out) {
     *out = NULL;
-    /* Create the file 0600 ourselves so sqlite never makes it world-readable. */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    /* Create the file 0600 ourselves so sqlite never makes it world-readable. Only when it
+     * does not exist yet (O_EXCL): opening and closing a descriptor of an existing database
+     * would drop every POSIX lock this process holds on it, also those of another open
+     * connection, and a second process could then checkpoint and delete the WAL under it
+     * (sqlite.org/howtocorrupt.html, 2.2). */
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+    } else if (errno != EEXIST) {
         LOG_ERROR(env ? env->log : NULL, "db", "cannot open %s", path);
         return COMMON_EIO;
     }
-    close(fd);
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
         int rc = db_fail(db, "open", env);

@@ -10,6 +10,7 @@
 #include "common/common_utf8.h"
 #include "tests/test.h"
 
+#include <fcntl.h>
 #include <sodium.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -362,9 +363,54 @@ TEST(db_concurrent_first_open) {
     }
 }
 
-TEST_MAIN(TEST_ENTRY(db_concurrent_first_open), TEST_ENTRY(parse_hostport), TEST_ENTRY(err_strings),
-          TEST_ENTRY(hex_roundtrip_and_errors), TEST_ENTRY(base64_variants),
-          TEST_ENTRY(parse_u64_strict), TEST_ENTRY(utf8), TEST_ENTRY(config_precedence_and_forms),
-          TEST_ENTRY(config_repeatable_flag_replaces_env), TEST_ENTRY(config_errors_are_clear),
-          TEST_ENTRY(config_help_lists_every_option), TEST_ENTRY(seeded_rng_and_virtual_clock),
-          TEST_ENTRY(private_files), TEST_ENTRY(db_migrations), TEST_ENTRY(buf_ops))
+/* Opening a second connection to a database this process already has open must not drop the
+ * first one's POSIX locks (closing any descriptor of the file would): otherwise another
+ * process closing its connection takes the exclusive lock, checkpoints and deletes the WAL
+ * under the first connection, and the database ends up corrupt (seen in dvm-agent, which
+ * opens wallet.sqlite twice). */
+TEST(db_second_open_keeps_locks) {
+    char dir[] = "/tmp/swarmdvm-dbl-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    char path[512], wal[600];
+    ASSERT_OK(common_path_join(path, sizeof path, dir, "t.db"));
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    common_env_t env = {0};
+    sqlite3 *a, *b;
+    ASSERT_OK(common_db_open(path, &env, &a));
+    ASSERT_OK(common_db_exec(a, "CREATE TABLE t(x); INSERT INTO t VALUES (1);", &env));
+    struct stat st;
+    ASSERT_OK(stat(wal, &st)); /* the WAL lives while a connection is open */
+    ASSERT_OK(common_db_open(path, &env, &b));
+    /* Another process asks whether it could write-lock sqlite's SHARED byte range of the file
+     * (PENDING_BYTE + 2, 510 bytes): it must see our connections' shared lock. */
+    pid_t pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        int fd = open(path, O_RDWR);
+        struct flock fl = {
+            .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0x40000002, .l_len = 510};
+        int held = fd >= 0 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+        _exit(held ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ_I64(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ASSERT_OK(stat(wal, &st));
+    ASSERT_OK(common_db_exec(b, "INSERT INTO t VALUES (2);", &env));
+    int64_t v;
+    ASSERT_OK(common_db_query_i64(a, "SELECT SUM(x) FROM t", &v, &env));
+    ASSERT_EQ_I64(v, 3);
+    common_db_close(b);
+    common_db_close(a);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ASSERT_OK(system(cmd));
+}
+
+TEST_MAIN(TEST_ENTRY(db_concurrent_first_open), TEST_ENTRY(db_second_open_keeps_locks),
+          TEST_ENTRY(parse_hostport), TEST_ENTRY(err_strings), TEST_ENTRY(hex_roundtrip_and_errors),
+          TEST_ENTRY(base64_variants), TEST_ENTRY(parse_u64_strict), TEST_ENTRY(utf8),
+          TEST_ENTRY(config_precedence_and_forms), TEST_ENTRY(config_repeatable_flag_replaces_env),
+          TEST_ENTRY(config_errors_are_clear), TEST_ENTRY(config_help_lists_every_option),
+          TEST_ENTRY(seeded_rng_and_virtual_clock), TEST_ENTRY(private_files),
+          TEST_ENTRY(db_migrations), TEST_ENTRY(buf_ops))

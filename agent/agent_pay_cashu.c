@@ -2,10 +2,13 @@
 /* The provider's payments over the Cashu wallet (cashu_wallet.h), dvm-protocol.md §6:
  *  - a token whose proofs carry NUT-10 secrets takes the locked path: offline verification
  *    (mint list, keyset, replay, P2PK lock to our key with enough locktime, DLEQ) which also
- *    records the proofs as "incoming" in wallet.db (durable before the ack). Offline
- *    verifications queued during one loop turn are checked and recorded in one wallet
- *    transaction on the next turn (cashu_wallet_accept_offline_many: one fsync for the batch
- *    instead of one each on the loop thread); verdicts are answered after its COMMIT;
+ *    records the proofs as "incoming" in wallet.db (durable before the ack). The cheap rules
+ *    run on the loop (cashu_wallet_offline_prepare); hash-to-curve and the DLEQ proofs, ~1 ms
+ *    a token, run on libuv's thread pool (cashu_offline_check_run) so that streaming jobs
+ *    are not held up while others pay; the checked tokens are then recorded together in one
+ *    transaction (replay checks, one fsync) on a second connection to wallet.db, also on the
+ *    thread pool, one batch at a time (cashu_accept_store_commit_many). Verdicts are
+ *    answered on the loop after its COMMIT;
  *  - a plain token follows --accept-unlocked: swap (cashu_wallet_receive, online, final),
  *    peek (offline with DLEQ required, recorded as incoming) or reject (not_locked);
  *  - claims: one cashu_wallet_claim per accepted mint (the wallet batches by the mint's input
@@ -34,7 +37,7 @@
 #define AGENT_CLAIM_WINDOW_MAX_MS 5000u /* ... never longer than this after the first end */
 #endif
 #ifndef AGENT_ACCEPT_BATCH_MAX
-#define AGENT_ACCEPT_BATCH_MAX 8 /* offline tokens recorded per wallet transaction */
+#define AGENT_ACCEPT_BATCH_MAX 32 /* offline tokens recorded per wallet transaction */
 #endif
 
 typedef struct mint_state {
@@ -56,10 +59,20 @@ typedef struct agent_pay_cashu {
     size_t nmints;
     const char *mint_list[MAX_MINTS + 1]; /* NULL-terminated, for cashu_policy_t */
     unsigned outstanding;                 /* wallet calls in flight (for shutdown) */
-    /* offline verifications queued this loop turn: recorded in one wallet transaction (one
-     * fsync) on the next turn instead of one fsync each on the loop (agent README) */
+    /* offline verifications checked on the thread pool, waiting to be recorded in one
+     * transaction (one fsync) by the accept store, one batch at a time (agent README) */
     struct vreq *acc_head, **acc_tail;
-    uv_timer_t acc_timer;
+    uv_timer_t acc_timer; /* starts a batch on the next turn: tokens of one turn go together */
+    cashu_accept_store_t *store; /* owned; used by the pool while a batch is in flight */
+    struct commit_batch {
+        uv_work_t work;
+        size_t n;
+        struct vreq *v[AGENT_ACCEPT_BATCH_MAX];
+        cashu_offline_check_t *chk[AGENT_ACCEPT_BATCH_MAX];
+        uint64_t amounts[AGENT_ACCEPT_BATCH_MAX];
+        int rcs[AGENT_ACCEPT_BATCH_MAX];
+    } batch;
+    int committing; /* batch in flight on the pool */
     uint64_t accept_batches;
     int closing;
     uint64_t claimed_total, claim_failures;
@@ -67,7 +80,9 @@ typedef struct agent_pay_cashu {
 
 typedef struct vreq {
     agent_pay_cashu_t *pc;
-    uv_timer_t t; /* to answer a synchronous verdict asynchronously */
+    uv_timer_t t;               /* to answer a synchronous verdict asynchronously */
+    uv_work_t work;             /* the check's EC work on the thread pool */
+    cashu_offline_check_t *chk; /* owned; touched only by the pool while work runs */
     agent_pay_verdict_cb cb;
     void *ud;
     int rc, locked, retried;
@@ -84,6 +99,7 @@ static const common_log_t *LOGP(const agent_pay_cashu_t *pc) {
 
 static void vreq_free(uv_handle_t *h) {
     vreq_t *v = h->data;
+    cashu_offline_check_free(v->chk);
     if (v->token) {
         memset(v->token, 0, strlen(v->token));
         free(v->token);
@@ -108,56 +124,85 @@ static void vreq_answer(vreq_t *v, int rc, uint64_t amount, const char *msg) {
 
 static void offline(vreq_t *v);
 static void on_loaded(void *ud, const cashu_result_t *res);
-#define on_loaded_fwd on_loaded
 
-static void accept_retry_keyset(vreq_t *v, int rc, uint64_t amount) {
-    if (rc == CASHU_EKEYSET && !v->retried) { /* a keyset we have not loaded yet */
-        cashu_token_t t;
-        if (cashu_token_decode(v->token, strlen(v->token), &t) == 0) {
-            int lr = cashu_wallet_load_mint(v->pc->w, t.mint, on_loaded_fwd, v);
-            cashu_token_free(&t);
-            if (lr == 0) return;
-        }
+static void commit_start(agent_pay_cashu_t *pc);
+
+static void commit_work(uv_work_t *wk) {
+    agent_pay_cashu_t *pc = wk->data;
+    struct commit_batch *b = &pc->batch;
+    cashu_accept_store_commit_many(pc->store, b->n, b->chk, b->amounts, b->rcs);
+}
+
+static void commit_done(uv_work_t *wk, int status) {
+    agent_pay_cashu_t *pc = wk->data;
+    struct commit_batch *b = &pc->batch;
+    pc->committing = 0;
+    /* every verdict is answered after the batch's COMMIT (or its failure) */
+    for (size_t i = 0; i < b->n; i++) {
+        int rc = status ? COMMON_ESTATE : b->rcs[i];
+        vreq_answer(b->v[i], rc, rc ? 0 : b->amounts[i], NULL);
     }
-    vreq_answer(v, rc, rc ? 0 : amount, NULL);
+    b->n = 0;
+    if (pc->closing) {
+        cashu_accept_store_close(pc->store);
+        pc->store = NULL;
+        return;
+    }
+    if (pc->acc_head) commit_start(pc);
+}
+
+/* Record the checked tokens waiting (up to a batch) in one transaction on the pool; the
+ * next batch starts when this one is done, so its replay checks see this one's rows. */
+static void commit_start(agent_pay_cashu_t *pc) {
+    struct commit_batch *b = &pc->batch;
+    if (pc->committing || !pc->acc_head) return;
+    b->n = 0;
+    while (pc->acc_head && b->n < AGENT_ACCEPT_BATCH_MAX) {
+        vreq_t *v = pc->acc_head;
+        pc->acc_head = v->next;
+        v->next = NULL;
+        b->v[b->n] = v;
+        b->chk[b->n] = v->chk;
+        b->n++;
+    }
+    if (!pc->acc_head) pc->acc_tail = &pc->acc_head;
+    pc->accept_batches++;
+    b->work.data = pc;
+    pc->committing = 1;
+    if (uv_queue_work(pc->loop, &b->work, commit_work, commit_done)) commit_done(&b->work, 1);
 }
 
 static void accept_flush_cb(uv_timer_t *t) {
-    agent_pay_cashu_t *pc = t->data;
-    if (pc->acc_head) {
-        vreq_t *batch[AGENT_ACCEPT_BATCH_MAX];
-        const char *toks[AGENT_ACCEPT_BATCH_MAX];
-        const cashu_policy_t *pols[AGENT_ACCEPT_BATCH_MAX];
-        uint64_t amounts[AGENT_ACCEPT_BATCH_MAX];
-        int rcs[AGENT_ACCEPT_BATCH_MAX];
-        size_t n = 0;
-        while (pc->acc_head && n < AGENT_ACCEPT_BATCH_MAX) {
-            vreq_t *v = pc->acc_head;
-            pc->acc_head = v->next;
-            v->next = NULL;
-            batch[n] = v;
-            toks[n] = v->token;
-            pols[n] = &v->pol;
-            n++;
-        }
-        if (!pc->acc_head) pc->acc_tail = &pc->acc_head;
-        pc->accept_batches++;
-        /* one transaction for the batch; every verdict is answered after its COMMIT */
-        cashu_wallet_accept_offline_many(pc->w, n, toks, pols, amounts, rcs);
-        for (size_t i = 0; i < n; i++) accept_retry_keyset(batch[i], rcs[i], amounts[i]);
-    }
-    /* the rest on a later turn: the loop serves I/O (streaming chunks) in between */
-    if (pc->acc_head) uv_timer_start(&pc->acc_timer, accept_flush_cb, 0, 0);
+    commit_start(t->data);
 }
 
-/* queue an offline verification for this loop turn's batch */
-static void offline_queued(vreq_t *v) {
+/* a checked token waits for this loop turn's batch */
+static void commit_queued(vreq_t *v) {
     agent_pay_cashu_t *pc = v->pc;
     v->next = NULL;
     *pc->acc_tail = v;
     pc->acc_tail = &v->next;
     if (!uv_is_active((uv_handle_t *)&pc->acc_timer))
         uv_timer_start(&pc->acc_timer, accept_flush_cb, 0, 0);
+}
+
+static void check_work(uv_work_t *w) {
+    vreq_t *v = w->data;
+    cashu_offline_check_run(v->chk); /* only the check: no wallet, no loop, no log */
+}
+
+static void check_done(uv_work_t *w, int status) {
+    vreq_t *v = w->data;
+    if (status || v->pc->closing) {
+        vreq_answer(v, COMMON_ESTATE, 0, "shutting down");
+        return;
+    }
+    int rc = cashu_offline_check_result(v->chk);
+    if (rc) {
+        vreq_answer(v, rc, 0, NULL);
+        return;
+    }
+    commit_queued(v);
 }
 
 static void on_loaded(void *ud, const cashu_result_t *res) {
@@ -170,18 +215,30 @@ static void on_loaded(void *ud, const cashu_result_t *res) {
     offline(v);
 }
 
+/* Offline verification: the rules on the loop, the EC work on the thread pool, the record in
+ * the next batch (check_done -> commit_queued -> accept_flush_cb). */
 static void offline(vreq_t *v) {
-    uint64_t amount = 0;
-    int rc = cashu_wallet_accept_offline(v->pc->w, v->token, &v->pol, &amount);
+    agent_pay_cashu_t *pc = v->pc;
+    cashu_offline_check_free(v->chk);
+    v->chk = NULL;
+    int rc = cashu_wallet_offline_prepare(pc->w, v->token, &v->pol, &v->chk);
     if (rc == CASHU_EKEYSET && !v->retried) { /* a keyset we have not loaded yet */
         cashu_token_t t;
         if (cashu_token_decode(v->token, strlen(v->token), &t) == 0) {
-            int lr = cashu_wallet_load_mint(v->pc->w, t.mint, on_loaded, v);
+            int lr = cashu_wallet_load_mint(pc->w, t.mint, on_loaded, v);
             cashu_token_free(&t);
             if (lr == 0) return;
         }
     }
-    vreq_answer(v, rc, rc ? 0 : amount, NULL);
+    if (rc) {
+        vreq_answer(v, rc, 0, NULL);
+        return;
+    }
+    v->work.data = v;
+    if (uv_queue_work(pc->loop, &v->work, check_work, check_done)) {
+        vreq_answer(v, COMMON_ESTATE, 0, "cannot queue the token check");
+        return;
+    }
 }
 
 static void on_received(void *ud, const cashu_result_t *res) {
@@ -233,7 +290,7 @@ static int pc_verify(void *self, const char *token, const agent_pay_policy_t *po
         v->locked = 1;
         v->pol.require_lock = 1;
         v->pol.require_dleq = 1;
-        offline_queued(v);
+        offline(v);
         return 0;
     }
     switch (pol->unlocked) {
@@ -243,7 +300,7 @@ static int pc_verify(void *self, const char *token, const agent_pay_policy_t *po
         return 0;
     case AGENT_UNLOCKED_PEEK:
         v->pol.require_dleq = 1;
-        offline_queued(v);
+        offline(v);
         return 0;
     default: {
         int rc = cashu_wallet_receive(pc->w, token, &v->pol, on_received, v);
@@ -377,6 +434,10 @@ static void pc_close(void *self) {
         vreq_answer(v, COMMON_ESTATE, 0, "shutting down");
     }
     pc->acc_tail = &pc->acc_head;
+    if (!pc->committing) { /* else commit_done closes it */
+        cashu_accept_store_close(pc->store);
+        pc->store = NULL;
+    }
     for (size_t i = 0; i < pc->nmints; i++) {
         uv_timer_stop(&pc->mints[i].retry);
         uv_close((uv_handle_t *)&pc->mints[i].retry, NULL);
@@ -432,6 +493,11 @@ int agent_pay_cashu(uv_loop_t *loop, const common_env_t *env, cashu_wallet_t *w,
     pc->loop = loop;
     pc->env = env;
     pc->w = w;
+    int src = cashu_wallet_accept_store_open(w, &pc->store);
+    if (src) {
+        free(pc);
+        return src;
+    }
     pc->acc_tail = &pc->acc_head;
     uv_timer_init(loop, &pc->acc_timer);
     pc->acc_timer.data = pc;

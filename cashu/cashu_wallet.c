@@ -94,12 +94,21 @@ static uint64_t now_unix(const cashu_wallet_t *w) {
     return common_unix_ms(w->env) / 1000;
 }
 
+/* A connection and the env its statements log and stamp with: the wallet's own (WDB(w)), or
+ * an accept store's (a second connection used off the loop thread, see cashu_wallet.h). */
+typedef struct wdb {
+    sqlite3 *db;
+    const common_env_t *env;
+} wdb_t;
+#define WDB(w) (&(const wdb_t){(w)->db, (w)->env})
+
 /* Run SQL with bindings: fmt chars t=text (NULL ok), i=int64, u=uint64 (≤ INT64_MAX). */
-static int db_vrun(cashu_wallet_t *w, sqlite3_stmt **keep, const char *sql, const char *fmt,
-                   va_list ap) {
+static int wdb_vrun(const wdb_t *d, sqlite3_stmt **keep, const char *sql, const char *fmt,
+                    va_list ap) {
+    const common_log_t *log = d->env ? d->env->log : NULL;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(w->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        LOG_ERROR(LOGP(w), MOD, "sql prepare: %s (%s)", sqlite3_errmsg(w->db), sql);
+    if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        LOG_ERROR(log, MOD, "sql prepare: %s (%s)", sqlite3_errmsg(d->db), sql);
         return COMMON_EDB;
     }
     int idx = 1;
@@ -128,27 +137,30 @@ static int db_vrun(cashu_wallet_t *w, sqlite3_stmt **keep, const char *sql, cons
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        LOG_ERROR(LOGP(w), MOD, "sql: %s (%s)", sqlite3_errmsg(w->db), sql);
+        LOG_ERROR(log, MOD, "sql: %s (%s)", sqlite3_errmsg(d->db), sql);
         return COMMON_EDB;
     }
     return 0;
 }
 
-static int db_run(cashu_wallet_t *w, const char *sql, const char *fmt, ...) {
+static int wdb_run(const wdb_t *d, const char *sql, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int rc = db_vrun(w, NULL, sql, fmt, ap);
+    int rc = wdb_vrun(d, NULL, sql, fmt, ap);
     va_end(ap);
     return rc;
 }
 
-static int db_query(cashu_wallet_t *w, sqlite3_stmt **st, const char *sql, const char *fmt, ...) {
+static int wdb_query(const wdb_t *d, sqlite3_stmt **st, const char *sql, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int rc = db_vrun(w, st, sql, fmt, ap);
+    int rc = wdb_vrun(d, st, sql, fmt, ap);
     va_end(ap);
     return rc;
 }
+
+#define db_run(w, ...)   wdb_run(WDB(w), __VA_ARGS__)
+#define db_query(w, ...) wdb_query(WDB(w), __VA_ARGS__)
 
 static int db_begin(cashu_wallet_t *w) {
     return common_db_begin(w->db, w->env);
@@ -561,7 +573,7 @@ static uint64_t ins_sum(const op_t *op) {
     return s;
 }
 
-static int proof_insert(cashu_wallet_t *w, const char *mint, const cashu_proof_t *p, const char *y,
+static int proof_insert(const wdb_t *d, const char *mint, const cashu_proof_t *p, const char *y,
                         const char *state, int64_t op, int64_t bundle) {
     char ch[67], e[65], s[65], r[65];
     common_hex_encode(p->C, 33, ch);
@@ -578,14 +590,14 @@ static int proof_insert(cashu_wallet_t *w, const char *mint, const cashu_proof_t
         common_hex_encode(pk.data, 33, lk);
         if (pk.nrefund) common_hex_encode(pk.refund[0], 33, rk);
     }
-    return db_run(w,
-                  "INSERT INTO proofs(y,mint,keyset,amount,secret,c,witness,dleq_e,dleq_s,dleq_r,"
-                  "state,op,bundle,locktime,lock_key,refund_key,created) "
-                  "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                  "tttutttttttiiutti", y, mint, p->id, p->amount, p->secret, ch, p->witness,
-                  p->has_dleq ? e : NULL, p->has_dleq ? s : NULL,
-                  p->has_dleq && p->dleq.has_r ? r : NULL, state, op, bundle, locktime,
-                  lk[0] ? lk : NULL, rk[0] ? rk : NULL, (int64_t)common_unix_ms(w->env));
+    return wdb_run(d,
+                   "INSERT INTO proofs(y,mint,keyset,amount,secret,c,witness,dleq_e,dleq_s,dleq_r,"
+                   "state,op,bundle,locktime,lock_key,refund_key,created) "
+                   "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   "tttutttttttiiutti", y, mint, p->id, p->amount, p->secret, ch, p->witness,
+                   p->has_dleq ? e : NULL, p->has_dleq ? s : NULL,
+                   p->has_dleq && p->dleq.has_r ? r : NULL, state, op, bundle, locktime,
+                   lk[0] ? lk : NULL, rk[0] ? rk : NULL, (int64_t)common_unix_ms(d->env));
 }
 
 /* Journal: op row, inputs → pending (prev state kept), outputs with secrets and r. */
@@ -718,7 +730,7 @@ static int store_signature(op_t *op, size_t oi, const cJSON *sig, int *bad_dleq)
     char y[67];
     if ((rc = cashu_proof_Y(&p, Y))) return rc;
     common_hex_encode(Y, 33, y);
-    rc = proof_insert(w, op->mc->url, &p, y, o->role, op->id, o->bundle);
+    rc = proof_insert(WDB(w), op->mc->url, &p, y, o->role, op->id, o->bundle);
     sodium_memzero(&p.dleq, sizeof p.dleq);
     return rc;
 }
@@ -1831,18 +1843,74 @@ static int verify_token(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_
     return verify_token_ex(w, t, pol, mc_out, need_lock, 0);
 }
 
-static int proof_state(cashu_wallet_t *w, const char *y, char *out, size_t cap) {
+static int proof_state(const wdb_t *d, const char *y, char *out, size_t cap) {
     sqlite3_stmt *st;
     out[0] = 0;
-    if (db_query(w, &st, "SELECT state FROM proofs WHERE y=?", "t", y)) return COMMON_EDB;
+    if (wdb_query(d, &st, "SELECT state FROM proofs WHERE y=?", "t", y)) return COMMON_EDB;
     int found = sqlite3_step(st) == SQLITE_ROW;
     if (found) snprintf(out, cap, "%s", col_text(st, 0));
     sqlite3_finalize(st);
     return found;
 }
 
-static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_t *pol,
-                           mintc_t **mc_out, int need_lock, int own_ok) {
+/* The checks of one proof that need neither the store nor an EC multiplication: its key
+ * (*A_out, borrowed from the keyset) and the P2PK lock rules. *need_dleq: a DLEQ must be
+ * present and verify. */
+static int proof_check_static(cashu_wallet_t *w, const mintc_t *mc, const cashu_proof_t *p,
+                              const cashu_policy_t *pol, int need_lock, uint64_t now,
+                              const uint8_t **A_out, int *need_dleq) {
+    const cashu_keyset_t *ks = mint_keyset(mc, p->id);
+    if (!ks || strcmp(ks->unit, "sat") != 0) return CASHU_EKEYSET;
+    const uint8_t *A = cashu_keyset_key(ks, p->amount);
+    if (!A) return CASHU_EBAD_TOKEN;
+    *A_out = A;
+    cashu_p2pk_t pk;
+    int prc = cashu_p2pk_parse(p->secret, &pk);
+    if (prc == CASHU_EBAD_TOKEN) return CASHU_EBAD_TOKEN;
+    int locked = prc == 0;
+    if (locked && !pk.is_p2pk) return CASHU_ENOT_LOCKED; /* other NUT-10 kinds */
+    if (need_lock || locked) {
+        if (!locked || memcmp(pk.data + 1, w->pk + 1, 32) != 0 || pk.npubkeys || pk.n_sigs != 1 ||
+            pk.sig_all)
+            return CASHU_ENOT_LOCKED;
+        if (need_lock) {
+            uint64_t min = pol ? pol->min_locktime : 0;
+            /* no locktime = locked to us for ever, which is at least as good */
+            if (pk.has_locktime && pk.locktime < now + min) return CASHU_ENOT_LOCKED;
+        }
+        if (!mc->nut11) return CASHU_ENOT_LOCKED; /* a mint without NUT-11 ignores locks */
+    }
+    *need_dleq = (pol && pol->require_dleq) || need_lock;
+    if (!p->has_dleq || !p->dleq.has_r) return *need_dleq ? CASHU_EDLEQ : 0;
+    return 0;
+}
+
+/* The DLEQ of one proof, if it carries a complete one (pure: any thread). */
+static int proof_check_dleq(const uint8_t A[33], const cashu_proof_t *p) {
+    if (!p->has_dleq || !p->dleq.has_r) return 0;
+    return cashu_dleq_verify_proof(A, p->secret, strlen(p->secret), p->C, p->dleq.e, p->dleq.s,
+                                   p->dleq.r)
+               ? CASHU_EDLEQ
+               : 0;
+}
+
+/* Replay: a Y (given as hex) we have seen before in any state, or proof i's secret repeated
+ * earlier in the token. own_ok: our own sent/reserved/incoming proofs may come back. */
+static int proof_check_replay(const wdb_t *d, const cashu_token_t *t, size_t i, const char *y,
+                              int own_ok) {
+    char pst[16];
+    int seen = proof_state(d, y, pst, sizeof pst) == 1;
+    if (seen && own_ok &&
+        (!strcmp(pst, "sent") || !strcmp(pst, "reserved") || !strcmp(pst, "incoming")))
+        seen = 0; /* ours: coming back, or recorded earlier and not claimed yet */
+    for (size_t j = 0; j < i && !seen; j++)
+        seen = strcmp(t->proofs[j].secret, t->proofs[i].secret) == 0;
+    return seen ? CASHU_EREPLAY : 0;
+}
+
+/* The token-level checks before any proof: unit, accepted mint, keyset ids. */
+static int token_check_mint(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_t *pol,
+                            mintc_t **mc_out) {
     if (strcmp(t->unit, "sat") != 0) return CASHU_EUNIT;
     if (pol && pol->mints) {
         int ok = 0;
@@ -1858,52 +1926,26 @@ static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_poli
     *mc_out = mc;
     if (cashu_token_resolve_ids(t, (const cashu_keyset_t *const *)mc->ks, mc->nks))
         return CASHU_EKEYSET;
+    return 0;
+}
+
+static int verify_token_ex(cashu_wallet_t *w, cashu_token_t *t, const cashu_policy_t *pol,
+                           mintc_t **mc_out, int need_lock, int own_ok) {
+    int rc = token_check_mint(w, t, pol, mc_out);
+    if (rc) return rc;
     uint64_t now = now_unix(w);
     for (size_t i = 0; i < t->nproofs; i++) {
-        cashu_proof_t *p = &t->proofs[i];
-        const cashu_keyset_t *ks = mint_keyset(mc, p->id);
-        if (!ks || strcmp(ks->unit, "sat") != 0) return CASHU_EKEYSET;
-        const uint8_t *A = cashu_keyset_key(ks, p->amount);
-        if (!A) return CASHU_EBAD_TOKEN;
-        /* replay: a Y we have seen before (in any state) or twice in this token */
+        const cashu_proof_t *p = &t->proofs[i];
+        const uint8_t *A = NULL;
+        int need_dleq = 0;
         uint8_t Y[33];
         char y[67];
+        if ((rc = proof_check_static(w, *mc_out, p, pol, need_lock, now, &A, &need_dleq)))
+            return rc;
         if (cashu_proof_Y(p, Y)) return CASHU_EBAD_TOKEN;
         common_hex_encode(Y, 33, y);
-        char pst[16];
-        int seen = proof_state(w, y, pst, sizeof pst) == 1;
-        if (seen && own_ok &&
-            (!strcmp(pst, "sent") || !strcmp(pst, "reserved") || !strcmp(pst, "incoming")))
-            seen = 0; /* ours: coming back, or recorded earlier and not claimed yet */
-        for (size_t j = 0; j < i && !seen; j++) seen = strcmp(t->proofs[j].secret, p->secret) == 0;
-        if (seen) return CASHU_EREPLAY;
-        cashu_p2pk_t pk;
-        int prc = cashu_p2pk_parse(p->secret, &pk);
-        if (prc == CASHU_EBAD_TOKEN) return CASHU_EBAD_TOKEN;
-        int locked = prc == 0;
-        if (locked && !pk.is_p2pk) return CASHU_ENOT_LOCKED; /* other NUT-10 kinds */
-        if (need_lock || locked) {
-            if (!locked || memcmp(pk.data + 1, w->pk + 1, 32) != 0 || pk.npubkeys ||
-                pk.n_sigs != 1 || pk.sig_all)
-                return CASHU_ENOT_LOCKED;
-            if (need_lock) {
-                uint64_t min = pol ? pol->min_locktime : 0;
-                /* no locktime = locked to us for ever, which is at least as good */
-                if (pk.has_locktime && pk.locktime < now + min) return CASHU_ENOT_LOCKED;
-            }
-            if (!mc->nut11) return CASHU_ENOT_LOCKED; /* a mint without NUT-11 ignores locks */
-        }
-        int need_dleq = (pol && pol->require_dleq) || need_lock;
-        if (p->has_dleq) {
-            if (!p->dleq.has_r) {
-                if (need_dleq) return CASHU_EDLEQ;
-            } else if (cashu_dleq_verify_proof(A, p->secret, strlen(p->secret), p->C, p->dleq.e,
-                                               p->dleq.s, p->dleq.r)) {
-                return CASHU_EDLEQ;
-            }
-        } else if (need_dleq) {
-            return CASHU_EDLEQ;
-        }
+        if ((rc = proof_check_replay(WDB(w), t, i, y, own_ok))) return rc;
+        if ((rc = proof_check_dleq(A, p))) return rc;
     }
     return 0;
 }
@@ -1925,49 +1967,175 @@ int cashu_wallet_verify_offline(cashu_wallet_t *w, const char *token, const cash
     return rc;
 }
 
-/* Record an offline-verified token's proofs as incoming (inside the caller's transaction). */
-static int accept_record(cashu_wallet_t *w, const cashu_token_t *t, const mintc_t *mc,
-                         uint64_t sum) {
+/* Record an offline-verified token's proofs as incoming (inside the caller's transaction);
+ * ys: the proofs' Y as hex. */
+static int accept_record(const wdb_t *d, const cashu_token_t *t, const char (*ys)[67],
+                         const char *mint, uint64_t sum) {
     int rc = 0;
-    for (size_t i = 0; i < t->nproofs && !rc; i++) {
-        uint8_t Y[33];
-        char y[67];
-        cashu_proof_Y(&t->proofs[i], Y);
-        common_hex_encode(Y, 33, y);
-        rc = proof_insert(w, mc->url, &t->proofs[i], y, "incoming", 0, 0);
-    }
+    for (size_t i = 0; i < t->nproofs && !rc; i++)
+        rc = proof_insert(d, mint, &t->proofs[i], ys[i], "incoming", 0, 0);
     if (!rc)
-        rc = db_run(w,
-                    "INSERT INTO ops(kind,state,mint,amount,created,updated) "
-                    "VALUES('accept','done',?,?,?,?)",
-                    "tuii", mc->url, sum, (int64_t)common_unix_ms(w->env),
-                    (int64_t)common_unix_ms(w->env));
+        rc = wdb_run(d,
+                     "INSERT INTO ops(kind,state,mint,amount,created,updated) "
+                     "VALUES('accept','done',?,?,?,?)",
+                     "tuii", mint, sum, (int64_t)common_unix_ms(d->env),
+                     (int64_t)common_unix_ms(d->env));
     return rc;
 }
 
-int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,
-                                uint64_t *amount) {
-    if (!policy || !token) return COMMON_EINVAL;
+/* An offline acceptance in progress (cashu_wallet.h: prepare, run, commit). */
+struct cashu_offline_check {
+    int rc; /* first failure so far (0: none) */
     cashu_token_t t;
-    int rc = cashu_token_decode(token, strlen(token), &t);
-    if (rc) return rc == COMMON_ENOMEM ? rc : CASHU_EBAD_TOKEN;
-    mintc_t *mc = NULL;
-    rc = verify_token(w, &t, policy, &mc, policy ? policy->require_lock : 0);
-    if (!rc && !policy->require_lock && !policy->require_dleq)
-        rc = COMMON_EINVAL; /* offline needs DLEQ */
+    char *mint;       /* the mint's URL as the wallet spells it (owned copy) */
+    uint64_t sum;     /* token amount */
+    uint8_t (*A)[33]; /* each proof's key, copied from the keyset */
+    char (*ys)[67];   /* each proof's Y in hex (filled by run) */
+    int ran;
+};
 
-    uint64_t sum = 0;
-    if (!rc) rc = cashu_token_amount(&t, &sum);
-    if (!rc && (rc = db_begin(w)) == 0) {
-        rc = accept_record(w, &t, mc, sum);
-        if (rc)
-            db_rollback(w);
-        else
-            rc = db_commit(w);
+void cashu_offline_check_free(cashu_offline_check_t *c) {
+    if (!c) return;
+    cashu_token_free(&c->t);
+    free(c->mint);
+    free(c->A);
+    free(c->ys);
+    free(c);
+}
+
+int cashu_offline_check_result(const cashu_offline_check_t *c) {
+    return c ? c->rc : COMMON_EINVAL;
+}
+
+int cashu_wallet_offline_prepare(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,
+                                 cashu_offline_check_t **out) {
+    *out = NULL;
+    if (!policy || !token) return COMMON_EINVAL;
+    cashu_offline_check_t *c = calloc(1, sizeof *c);
+    if (!c) return COMMON_ENOMEM;
+    int rc = cashu_token_decode(token, strlen(token), &c->t);
+    if (rc) {
+        free(c);
+        return rc == COMMON_ENOMEM ? rc : CASHU_EBAD_TOKEN;
     }
-    if (!rc && amount) *amount = sum;
-    cashu_token_free(&t);
+    *out = c;
+    if (!policy->require_lock && !policy->require_dleq) /* offline needs DLEQ */
+        return c->rc = COMMON_EINVAL;
+    mintc_t *mc = NULL;
+    if ((rc = token_check_mint(w, &c->t, policy, &mc))) return c->rc = rc;
+    if (!(c->mint = strdup(mc->url))) return c->rc = COMMON_ENOMEM;
+    if ((rc = cashu_token_amount(&c->t, &c->sum))) return c->rc = rc;
+    size_t n = c->t.nproofs ? c->t.nproofs : 1;
+    if (!(c->A = calloc(n, sizeof *c->A)) || !(c->ys = calloc(n, sizeof *c->ys)))
+        return c->rc = COMMON_ENOMEM;
+    uint64_t now = now_unix(w);
+    for (size_t i = 0; i < c->t.nproofs; i++) {
+        const uint8_t *A = NULL;
+        int need_dleq = 0;
+        rc = proof_check_static(w, mc, &c->t.proofs[i], policy, policy->require_lock, now, &A,
+                                &need_dleq);
+        if (rc) return c->rc = rc;
+        memcpy(c->A[i], A, 33);
+    }
+    return 0;
+}
+
+void cashu_offline_check_run(cashu_offline_check_t *c) {
+    if (!c || c->rc || c->ran) return;
+    c->ran = 1;
+    for (size_t i = 0; i < c->t.nproofs && !c->rc; i++) {
+        uint8_t Y[33];
+        if (cashu_proof_Y(&c->t.proofs[i], Y)) {
+            c->rc = CASHU_EBAD_TOKEN;
+            break;
+        }
+        common_hex_encode(Y, 33, c->ys[i]);
+        c->rc = proof_check_dleq(c->A[i], &c->t.proofs[i]);
+    }
+}
+
+static int commit_many(const wdb_t *d, size_t n, cashu_offline_check_t *const *checks,
+                       uint64_t *amounts, int *rcs) {
+    if (!n) return 0;
+    if (!checks || !amounts || !rcs) return COMMON_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        amounts[i] = 0;
+        rcs[i] = !checks[i]        ? COMMON_EINVAL
+                 : checks[i]->rc   ? checks[i]->rc
+                 : !checks[i]->ran ? COMMON_ESTATE
+                                   : 0;
+    }
+    int rc = common_db_begin(d->db, d->env);
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            if (!rcs[i]) rcs[i] = rc;
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rcs[i]) continue;
+        cashu_offline_check_t *c = checks[i];
+        /* inside the transaction: the replay check also sees the tokens recorded above */
+        int r = 0;
+        for (size_t k = 0; k < c->t.nproofs && !r; k++)
+            r = proof_check_replay(d, &c->t, k, c->ys[k], 0);
+        if (!r) { /* one savepoint per token: a failed one leaves the others recorded */
+            r = common_db_exec(d->db, "SAVEPOINT accept_one", d->env);
+            if (!r) {
+                r = accept_record(d, &c->t, (const char(*)[67])c->ys, c->mint, c->sum);
+                if (r) common_db_exec(d->db, "ROLLBACK TO accept_one", d->env);
+                if (common_db_exec(d->db, "RELEASE accept_one", d->env) && !r) r = COMMON_EDB;
+            }
+        }
+        rcs[i] = r;
+        if (!r) amounts[i] = c->sum;
+    }
+    rc = common_db_commit(d->db, d->env);
+    if (rc) { /* nothing is recorded: no token may count as accepted */
+        common_db_rollback(d->db);
+        for (size_t i = 0; i < n; i++) {
+            if (!rcs[i]) rcs[i] = rc;
+            amounts[i] = 0;
+        }
+    }
     return rc;
+}
+
+int cashu_wallet_offline_commit_many(cashu_wallet_t *w, size_t n,
+                                     cashu_offline_check_t *const *checks, uint64_t *amounts,
+                                     int *rcs) {
+    return commit_many(WDB(w), n, checks, amounts, rcs);
+}
+
+struct cashu_accept_store {
+    wdb_t d;
+};
+
+int cashu_wallet_accept_store_open(cashu_wallet_t *w, cashu_accept_store_t **out) {
+    *out = NULL;
+    const char *path = sqlite3_db_filename(w->db, "main");
+    if (!path || !*path) return COMMON_EINVAL;
+    cashu_accept_store_t *s = calloc(1, sizeof *s);
+    if (!s) return COMMON_ENOMEM;
+    s->d.env = w->env;
+    int rc = common_db_open(path, w->env, &s->d.db);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int cashu_accept_store_commit_many(cashu_accept_store_t *s, size_t n,
+                                   cashu_offline_check_t *const *checks, uint64_t *amounts,
+                                   int *rcs) {
+    return commit_many(&s->d, n, checks, amounts, rcs);
+}
+
+void cashu_accept_store_close(cashu_accept_store_t *s) {
+    if (!s) return;
+    common_db_close(s->d.db);
+    free(s);
 }
 
 int cashu_wallet_accept_offline_many(cashu_wallet_t *w, size_t n, const char *const *tokens,
@@ -1975,50 +2143,38 @@ int cashu_wallet_accept_offline_many(cashu_wallet_t *w, size_t n, const char *co
                                      int *rcs) {
     if (!n) return 0;
     if (!tokens || !policies || !amounts || !rcs) return COMMON_EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        amounts[i] = 0;
-        rcs[i] = COMMON_EINVAL;
-    }
-    int rc = db_begin(w);
-    if (rc) {
-        for (size_t i = 0; i < n; i++) rcs[i] = rc;
-        return rc;
+    cashu_offline_check_t **checks = calloc(n, sizeof *checks);
+    int *prc = calloc(n, sizeof *prc);
+    if (!checks || !prc) {
+        free(checks);
+        free(prc);
+        return COMMON_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        const cashu_policy_t *policy = policies[i];
-        if (!policy || !tokens[i]) continue;
-        cashu_token_t t;
-        int r = cashu_token_decode(tokens[i], strlen(tokens[i]), &t);
-        if (r) {
-            rcs[i] = r == COMMON_ENOMEM ? r : CASHU_EBAD_TOKEN;
-            continue;
-        }
-        mintc_t *mc = NULL;
-        /* inside the transaction: the replay check also sees the tokens recorded above */
-        r = verify_token(w, &t, policy, &mc, policy->require_lock);
-        if (!r && !policy->require_lock && !policy->require_dleq) r = COMMON_EINVAL;
-        uint64_t sum = 0;
-        if (!r) r = cashu_token_amount(&t, &sum);
-        if (!r) { /* one savepoint per token: a failed one leaves the others recorded */
-            r = common_db_exec(w->db, "SAVEPOINT accept_one", w->env);
-            if (!r) {
-                r = accept_record(w, &t, mc, sum);
-                if (r) common_db_exec(w->db, "ROLLBACK TO accept_one", w->env);
-                if (common_db_exec(w->db, "RELEASE accept_one", w->env) && !r) r = COMMON_EDB;
-            }
-        }
-        cashu_token_free(&t);
-        rcs[i] = r;
-        if (!r) amounts[i] = sum;
+        prc[i] = COMMON_EINVAL;
+        if (!policies[i] || !tokens[i]) continue;
+        prc[i] = cashu_wallet_offline_prepare(w, tokens[i], policies[i], &checks[i]);
+        cashu_offline_check_run(checks[i]);
     }
-    rc = db_commit(w);
-    if (rc) { /* nothing is recorded: no token may count as accepted */
-        db_rollback(w);
-        for (size_t i = 0; i < n; i++) {
-            if (!rcs[i]) rcs[i] = rc;
-            amounts[i] = 0;
-        }
+    int rc = cashu_wallet_offline_commit_many(w, n, checks, amounts, rcs);
+    for (size_t i = 0; i < n; i++) {
+        if (!checks[i]) rcs[i] = prc[i]; /* did not decode: prepare's answer */
+        cashu_offline_check_free(checks[i]);
     }
+    free(checks);
+    free(prc);
+    return rc;
+}
+
+int cashu_wallet_accept_offline(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,
+                                uint64_t *amount) {
+    const char *toks[1] = {token};
+    const cashu_policy_t *pols[1] = {policy};
+    uint64_t sum = 0;
+    int rcs[1];
+    int rc = cashu_wallet_accept_offline_many(w, 1, toks, pols, &sum, rcs);
+    if (!rc) rc = rcs[0];
+    if (!rc && amount) *amount = sum;
     return rc;
 }
 
@@ -2103,8 +2259,9 @@ static void receive_loaded(op_t *op, int err) {
             cashu_proof_Y(&t.proofs[i], Y);
             common_hex_encode(Y, 33, y);
             char pst[16];
-            if (proof_state(w, y, pst, sizeof pst) != 1) /* else: our own sent proof coming back */
-                rc = proof_insert(w, mc->url, &t.proofs[i], y, "incoming", 0, 0);
+            if (proof_state(WDB(w), y, pst, sizeof pst) !=
+                1) /* else: our own sent proof coming back */
+                rc = proof_insert(WDB(w), mc->url, &t.proofs[i], y, "incoming", 0, 0);
             if (!rc) rc = op_add_input(op, &t.proofs[i]);
             if (!rc) rc = sign_if_locked(w, &op->ins[op->nin - 1]);
         }

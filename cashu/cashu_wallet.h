@@ -145,6 +145,56 @@ int cashu_wallet_accept_offline_many(cashu_wallet_t *w, size_t n, const char *co
                                      const cashu_policy_t *const *policies, uint64_t *amounts,
                                      int *rcs);
 
+/**
+ * Offline acceptance in three steps, so that its expensive part (hash-to-curve and the DLEQ
+ * of every proof: several EC multiplications each, ~0.2 ms a proof) can leave the loop
+ * thread while the durable record stays on it:
+ *  1. cashu_wallet_offline_prepare (loop thread): decode, unit, accepted mint, keyset, P2PK
+ *     lock and locktime rules; copies each proof's mint key into the check. A check is
+ *     returned (in *out) whenever the token decodes, also when a rule failed: its result is
+ *     then that failure and the other steps pass it through.
+ *  2. cashu_offline_check_run (any thread; one thread at a time per check): Y and DLEQ of
+ *     every proof. Touches only the check: no wallet, no database, no log.
+ *  3. cashu_wallet_offline_commit_many (loop thread): the replay checks against the store
+ *     and the earlier tokens of the batch, then the proofs recorded as incoming, all in one
+ *     transaction (one fsync). rcs[i] / amounts[i] as cashu_wallet_accept_offline_many.
+ * A check owns copies of everything it needs (token, keys, mint URL): it may outlive the
+ * wallet.
+ * cashu_wallet_accept_offline(_many) are these three steps run in a row.
+ */
+typedef struct cashu_offline_check cashu_offline_check_t;
+/** @return 0, the first failed rule (the check carries it too), or CASHU_EBAD_TOKEN /
+ *  COMMON_ENOMEM / COMMON_EINVAL with *out = NULL. Unknown keyset: CASHU_EKEYSET (load the
+ *  mint, free the check, prepare again). */
+int cashu_wallet_offline_prepare(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,
+                                 cashu_offline_check_t **out);
+void cashu_offline_check_run(cashu_offline_check_t *c);
+/** @brief The check's verdict so far (0: passed every step run). */
+int cashu_offline_check_result(const cashu_offline_check_t *c);
+/** @brief Step 3; a check not yet run counts as COMMON_ESTATE, a NULL one as COMMON_EINVAL.
+ *  Checks borrowed (free them after). Returns 0 or the BEGIN/COMMIT error (then nothing is
+ *  recorded and every rcs[i] that was 0 carries it). */
+int cashu_wallet_offline_commit_many(cashu_wallet_t *w, size_t n,
+                                     cashu_offline_check_t *const *checks, uint64_t *amounts,
+                                     int *rcs);
+void cashu_offline_check_free(cashu_offline_check_t *c);
+
+/**
+ * An accept store: a second connection to the wallet's database (same file, WAL, FULL sync)
+ * on which step 3 can run off the loop thread, so its fsync does not hold up the loop.
+ * Opened on the loop thread; cashu_accept_store_commit_many may then run on any ONE thread
+ * at a time (callers serialise their batches: the replay check of a batch must see the
+ * batch before it). Writers of the two connections are serialised by sqlite (BEGIN
+ * IMMEDIATE, 5 s busy timeout). Close it after its last commit returned. The wallet's env
+ * (clock, log) must be safe to use from that thread: the real clock and stderr log are.
+ */
+typedef struct cashu_accept_store cashu_accept_store_t;
+int cashu_wallet_accept_store_open(cashu_wallet_t *w, cashu_accept_store_t **out);
+int cashu_accept_store_commit_many(cashu_accept_store_t *s, size_t n,
+                                   cashu_offline_check_t *const *checks, uint64_t *amounts,
+                                   int *rcs);
+void cashu_accept_store_close(cashu_accept_store_t *s);
+
 /** @brief The same checks as cashu_wallet_accept_offline without recording anything (the
  *  replay check only reads the store). *nproofs (may be NULL) = proofs in the token. */
 int cashu_wallet_verify_offline(cashu_wallet_t *w, const char *token, const cashu_policy_t *policy,

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Every applicable vector of cashu-vectors.json (tests/cashu/data, a copy of shared/data): NUT-00 (hash_to_curve, BDHKE,
- * token v3/v4), NUT-01 (key validation), NUT-02 (keyset ids), NUT-11 (P2PK SIG_INPUTS and
- * SIG_ALL; the HTLC cases are NUT-14 and not applicable), NUT-12 (DLEQ), plus the derived
- * cashu-ts/Nutshell tokens. NUT-13 vectors are not applicable (no deterministic secrets). */
+/* Every applicable vector of cashu-vectors.json (tests/cashu/data, a copy of shared/data): NUT-00
+ * (hash_to_curve, BDHKE, token v3/v4), NUT-01 (key validation), NUT-02 (keyset ids), NUT-11 (P2PK
+ * SIG_INPUTS and SIG_ALL; the HTLC cases are NUT-14 and not applicable), NUT-12 (DLEQ), plus the
+ * derived cashu-ts/Nutshell tokens. NUT-13 vectors are not applicable (no deterministic secrets).
+ */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>

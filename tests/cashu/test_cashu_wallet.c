@@ -4,6 +4,7 @@
  * with the distinct refusals (not locked to us, unknown keyset, foreign mint, bad DLEQ,
  * replay) and the store's balance. The online paths are covered by scripts/interop/cashu.sh. */
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,84 @@ TEST(accept_offline_many_batch) {
     cJSON_Delete(v);
 }
 
+/* The three steps of offline acceptance with the EC work and the record on another thread
+ * (as dvm-agent runs them): the record made through the accept store (a second connection)
+ * is what the wallet's own connection sees, and replays are refused across both. */
+typedef struct store_job {
+    cashu_accept_store_t *st;
+    cashu_offline_check_t *chk[2];
+    uint64_t amounts[2];
+    int rcs[2];
+    int rc;
+} store_job_t;
+
+static void *store_thread(void *arg) {
+    store_job_t *j = arg;
+    for (size_t i = 0; i < 2; i++) cashu_offline_check_run(j->chk[i]);
+    j->rc = cashu_accept_store_commit_many(j->st, 2, j->chk, j->amounts, j->rcs);
+    return NULL;
+}
+
+TEST(accept_store_other_thread) {
+    cJSON *v = vectors();
+    ASSERT_TRUE(v);
+    const cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(v, "derived_not_official"),
+                                         "nutshell_interop_p2pk_dleq_token");
+    const char *token = cJSON_GetObjectItem(d, "serialized")->valuestring;
+    const char *mint = cJSON_GetObjectItem(d, "mint")->valuestring;
+    uint8_t sk[32];
+    ASSERT_OK(common_hex_decode_exact(cJSON_GetObjectItem(d, "provider_privkey_hex")->valuestring,
+                                      sk, 32));
+    cashu_keyset_t ks;
+    ASSERT_OK(load_keyset(d, &ks));
+    const char *mints[] = {mint, NULL};
+    cashu_policy_t pol = {mints, 0, 0, 1};
+    fixture_t f;
+    ASSERT_OK(open_wallet(&f, sk));
+    ASSERT_OK(cashu_wallet_add_keyset(f.w, mint, &ks, 1));
+    store_job_t j;
+    memset(&j, 0, sizeof j);
+    ASSERT_OK(cashu_wallet_accept_store_open(f.w, &j.st));
+    /* the same token twice: the second is a replay of the first within the batch */
+    ASSERT_OK(cashu_wallet_offline_prepare(f.w, token, &pol, &j.chk[0]));
+    ASSERT_OK(cashu_wallet_offline_prepare(f.w, token, &pol, &j.chk[1]));
+    /* no failure so far (the EC work has not run yet) */
+    ASSERT_OK(cashu_offline_check_result(j.chk[0]));
+    pthread_t th;
+    ASSERT_EQ_U64(pthread_create(&th, NULL, store_thread, &j), 0);
+    pthread_join(th, NULL);
+    ASSERT_OK(j.rc);
+    ASSERT_OK(j.rcs[0]);
+    ASSERT_EQ_U64(j.amounts[0], 3);
+    ASSERT_ERR(j.rcs[1], CASHU_EREPLAY);
+    /* the wallet's own connection sees the record */
+    cashu_balance_t bal;
+    ASSERT_OK(cashu_wallet_balance(f.w, mint, &bal));
+    ASSERT_EQ_U64(bal.incoming, 3);
+    uint64_t amount = 0;
+    ASSERT_ERR(cashu_wallet_accept_offline(f.w, token, &pol, &amount), CASHU_EREPLAY);
+    /* a check whose EC work never ran is refused, never recorded */
+    cashu_offline_check_t *c = NULL;
+    ASSERT_OK(cashu_wallet_offline_prepare(f.w, token, &pol, &c));
+    uint64_t a1;
+    int r1;
+    ASSERT_OK(cashu_accept_store_commit_many(j.st, 1, &c, &a1, &r1));
+    ASSERT_ERR(r1, COMMON_ESTATE);
+    cashu_offline_check_free(c);
+    /* a rule failure is carried by the check through the other steps */
+    const char *other[] = {"http://127.0.0.1:1", NULL};
+    cashu_policy_t foreign = {other, 0, 0, 1};
+    ASSERT_ERR(cashu_wallet_offline_prepare(f.w, token, &foreign, &c), CASHU_EMINT_NOT_ACCEPTED);
+    ASSERT_TRUE(c);
+    cashu_offline_check_run(c);
+    ASSERT_ERR(cashu_offline_check_result(c), CASHU_EMINT_NOT_ACCEPTED);
+    cashu_offline_check_free(c);
+    for (size_t i = 0; i < 2; i++) cashu_offline_check_free(j.chk[i]);
+    cashu_accept_store_close(j.st);
+    close_wallet(&f);
+    cJSON_Delete(v);
+}
+
 TEST(bad_inputs) {
     fixture_t f;
     ASSERT_OK(open_wallet(&f, NULL));
@@ -245,4 +324,5 @@ TEST(free_in_flight_and_unreachable) {
 }
 
 TEST_MAIN(TEST_ENTRY(accept_offline_policy), TEST_ENTRY(accept_offline_many_batch),
-          TEST_ENTRY(bad_inputs), TEST_ENTRY(free_in_flight_and_unreachable))
+          TEST_ENTRY(accept_store_other_thread), TEST_ENTRY(bad_inputs),
+          TEST_ENTRY(free_in_flight_and_unreachable))

@@ -160,6 +160,9 @@ struct app {
     common_env_t env;
     int floor, windows;
     uint64_t n, chunks, token_ms, timeout_s;
+    uint64_t arrive_ms; /* customers start spread evenly over this (0: all at once) */
+    uv_timer_t arrive;  /* starts the next customers when they are due */
+    unsigned next_job;  /* the next customer to start */
     /* LLM */
     uv_tcp_t stub_srv;
     int stub_on;
@@ -980,17 +983,29 @@ static void on_deadline(uv_timer_t *t) {
     }
 }
 
-static void start_jobs(app_t *a) {
-    a->started = 1;
-    a->t_start = uv_hrtime();
-    uv_timer_start(&a->deadline, on_deadline, a->timeout_s * 1000, 0);
-    for (unsigned i = 0; i < a->n; i++) {
-        job_t *j = &a->jobs[i];
+/* Start every customer that is due: customer i at i * arrive_ms / n after the start. */
+static void arrive_tick(uv_timer_t *t) {
+    app_t *a = t->data;
+    uint64_t since_ms = (uv_hrtime() - a->t_start) / 1000000;
+    while (a->next_job < a->n && !a->done_all) {
+        uint64_t due = a->next_job * a->arrive_ms / a->n;
+        if (due > since_ms) {
+            uv_timer_start(&a->arrive, arrive_tick, due - since_ms, 0);
+            return;
+        }
+        job_t *j = &a->jobs[a->next_job++];
         if (a->floor)
             start_floor_job(j);
         else
             start_load_job(j);
     }
+}
+
+static void start_jobs(app_t *a) {
+    a->started = 1;
+    a->t_start = uv_hrtime();
+    uv_timer_start(&a->deadline, on_deadline, a->timeout_s * 1000, 0);
+    arrive_tick(&a->arrive);
 }
 
 static void noop_close(uv_handle_t *h) {
@@ -1004,6 +1019,8 @@ static void finish_all(app_t *a) {
     a->t_end = uv_hrtime();
     uv_timer_stop(&a->deadline);
     uv_close((uv_handle_t *)&a->deadline, noop_close);
+    uv_timer_stop(&a->arrive);
+    uv_close((uv_handle_t *)&a->arrive, noop_close);
     while (a->stub_conns) stub_close(a->stub_conns);
     uv_close((uv_handle_t *)&a->sigint, noop_close);
     uv_close((uv_handle_t *)&a->sigterm, noop_close);
@@ -1018,11 +1035,13 @@ static void finish_all(app_t *a) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: agent_load llm [--timeout S]\n"
-                    "       agent_load relay --llm-url http://127.0.0.1:PORT [--timeout S]\n"
-                    "       agent_load load --agent HOST:PORT [--tokens FILE] [options]\n"
-                    "       agent_load floor --llm-url http://127.0.0.1:PORT [options]\n"
-                    "options: -n N --chunks C --token-ms MS --timeout S --windows --prefix P\n");
+    fprintf(stderr,
+            "usage: agent_load llm [--timeout S]\n"
+            "       agent_load relay --llm-url http://127.0.0.1:PORT [--timeout S]\n"
+            "       agent_load load --agent HOST:PORT [--tokens FILE] [options]\n"
+            "       agent_load floor --llm-url http://127.0.0.1:PORT [options]\n"
+            "options: -n N --chunks C --token-ms MS --timeout S --windows --prefix P\n"
+            "         --arrive-ms MS (customers start evenly spread over MS; 0: at once)\n");
     exit(2);
 }
 
@@ -1092,6 +1111,8 @@ int main(int argc, char **argv) {
             a->token_ms = v;
         else if (strcmp(o, "--timeout") == 0 && !common_parse_u64(val, 1, 3600, &v))
             a->timeout_s = v;
+        else if (strcmp(o, "--arrive-ms") == 0 && !common_parse_u64(val, 0, 600000, &v))
+            a->arrive_ms = v;
         else if (strcmp(o, "--tokens") == 0)
             tokens_path = val;
         else if (strcmp(o, "--agent") == 0)
@@ -1124,6 +1145,8 @@ int main(int argc, char **argv) {
     common_env_default(&a->env, &loop, NULL);
     uv_timer_init(&loop, &a->deadline);
     a->deadline.data = a;
+    uv_timer_init(&loop, &a->arrive);
+    a->arrive.data = a;
     uv_signal_init(&loop, &a->sigint);
     uv_signal_init(&loop, &a->sigterm);
     a->sigint.data = a->sigterm.data = a;

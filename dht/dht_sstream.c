@@ -323,6 +323,17 @@ static int feed(dht_sstream_t *s, const uint8_t *in, uint8_t *win, size_t len, s
     return 0;
 }
 
+size_t dht_sstream_frame_need(const dht_sstream_t *s, const uint8_t *in, size_t len) {
+    if (s->err || s->in_body || s->hdr_have) return 0; /* feed: error, or a frame is open */
+    if (len < 3) return 3;
+    size_t flen = (size_t)in[0] | ((size_t)in[1] << 8) | ((size_t)in[2] << 16);
+    size_t limit = s->noise   ? DHT_NOISE_MAX_MSG
+                   : !s->open ? DHT_SSTREAM_HEADER_BYTES
+                              : s->max_frame;
+    if (flen > limit) return 0; /* feed reports DHT_EFRAME */
+    return 3 + flen > len ? 3 + flen : 0;
+}
+
 int dht_sstream_feed(dht_sstream_t *s, const uint8_t *in, size_t len, size_t *consumed,
                      dht_sstream_event_t *ev) {
     return feed(s, in, NULL, len, consumed, ev);

@@ -105,6 +105,18 @@ int dht_sstream_feed(dht_sstream_t *s, const uint8_t *in, size_t len, size_t *co
 int dht_sstream_feed_inplace(dht_sstream_t *s, uint8_t *in, size_t len, size_t *consumed,
                              dht_sstream_event_t *ev);
 
+/**
+ * @brief For transports that keep unconsumed input in their own buffer: if the core is
+ * between frames and @p in (@p len bytes) holds only the beginning of the next frame,
+ * return that frame's total size on the wire (3-byte length + body; 3 while the length
+ * itself is incomplete). The caller may then wait until it has that many bytes and feed
+ * the whole frame at once (decrypted in place, no copy into the core's frame buffer).
+ * Returns 0 when feeding now is right: a complete frame is there, the core is in the
+ * middle of a frame, the length is over the limit (feed reports the error) or the stream
+ * has failed. Never changes state.
+ */
+size_t dht_sstream_frame_need(const dht_sstream_t *s, const uint8_t *in, size_t len);
+
 /** @brief Pending control output (handshake, header, keep-alive); *len 0 when none. */
 void dht_sstream_output(const dht_sstream_t *s, const uint8_t **p, size_t *len);
 /** @brief Mark @p n bytes of the control output as sent. */

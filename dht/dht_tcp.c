@@ -341,11 +341,25 @@ static void maybe_finish(dht_tcp_conn_t *c) {
 
 /* ---- reading ---- */
 
+/* The read buffer holds rbuf[rd_off, rd_len): bytes read but not yet fed. When a read ends
+ * inside a frame, that frame's beginning is kept here (not copied into the core) and the
+ * next read appends to it, so the whole frame is decrypted in place in one go. */
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     dht_tcp_conn_t *c = h->data;
     (void)suggested;
     if (!c->rbuf) c->rbuf = malloc(READ_BUF);
-    *buf = uv_buf_init((char *)c->rbuf, c->rbuf ? READ_BUF : 0);
+    if (!c->rbuf || c->rd_len >= READ_BUF) {
+        *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
+        return;
+    }
+    *buf = uv_buf_init((char *)c->rbuf + c->rd_len, (unsigned)(READ_BUF - c->rd_len));
+}
+
+/* Bytes the frame at rd_off still lacks if it is kept in rbuf, else 0 (feed it now). */
+static size_t kept_frame_missing(const dht_tcp_conn_t *c) {
+    size_t avail = c->rd_len - c->rd_off;
+    size_t need = dht_sstream_frame_need(c->ss, c->rbuf + c->rd_off, avail);
+    return need && need <= READ_BUF ? need - avail : 0;
 }
 
 static void process_input(dht_tcp_conn_t *c) {
@@ -353,6 +367,7 @@ static void process_input(dht_tcp_conn_t *c) {
     while (!c->closing && !c->paused && c->rd_off < c->rd_len) {
         size_t used;
         dht_sstream_event_t ev;
+        if (kept_frame_missing(c)) break; /* the next read completes it */
         int rc =
             dht_sstream_feed_inplace(c->ss, c->rbuf + c->rd_off, c->rd_len - c->rd_off, &used, &ev);
         c->rd_off += used;
@@ -380,7 +395,18 @@ static void process_input(dht_tcp_conn_t *c) {
         }
     }
     c->in_process = 0;
-    if (c->rd_off >= c->rd_len) c->rd_off = c->rd_len = 0;
+    if (c->rd_off >= c->rd_len) {
+        c->rd_off = c->rd_len = 0;
+    } else if (!c->closing && c->rd_off) {
+        /* move a kept partial frame to the front when the room after it is short (for the
+         * rest of the frame, or for a reasonably large next read) */
+        size_t missing = kept_frame_missing(c), room = READ_BUF - c->rd_len;
+        if (missing && (room < missing || room < READ_BUF / 2)) {
+            memmove(c->rbuf, c->rbuf + c->rd_off, c->rd_len - c->rd_off);
+            c->rd_len -= c->rd_off;
+            c->rd_off = 0;
+        }
+    }
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -403,8 +429,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         conn_close(c, common_err_from_uv((int)nread));
         return;
     }
-    c->rd_off = 0;
-    c->rd_len = (size_t)nread;
+    c->rd_len += (size_t)nread; /* appended after a kept partial frame, if any */
     process_input(c);
     if (!c->closing && c->paused && c->reading) {
         uv_read_stop(s); /* unprocessed bytes stay in rbuf for dht_tcp_resume() */

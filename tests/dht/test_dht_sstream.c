@@ -173,6 +173,58 @@ TEST(byte_by_byte_and_big_messages) {
     unpair(&a, &b);
 }
 
+/* frame_need: how much of the next frame a transport should gather before feeding it whole */
+TEST(frame_need_and_whole_frame_inplace) {
+    setup_env();
+    side_t a, b;
+    pair(&a, &b, NULL);
+    take_output(&a);
+    /* handshake msg1: 3 + 32 bytes */
+    ASSERT_EQ_U64(dht_sstream_frame_need(b.s, a.wire.data, 0), 3);
+    ASSERT_EQ_U64(dht_sstream_frame_need(b.s, a.wire.data, 2), 3);
+    ASSERT_EQ_U64(dht_sstream_frame_need(b.s, a.wire.data, 3), 35);
+    ASSERT_EQ_U64(dht_sstream_frame_need(b.s, a.wire.data, 34), 35);
+    ASSERT_EQ_U64(dht_sstream_frame_need(b.s, a.wire.data, 35), 0);
+    pump(&a, &b, 1 << 20);
+    ASSERT_EQ_U64(a.opens + b.opens, 2);
+    uint8_t m[1000];
+    for (size_t i = 0; i < sizeof m; i++) m[i] = (uint8_t)(i * 7);
+    send_msg(&a, m, sizeof m);
+    size_t fl = dht_sstream_frame_size(sizeof m);
+    ASSERT_EQ_U64(a.wire.len, fl);
+    ASSERT_EQ_U64(dht_sstream_frame_need(b.s, a.wire.data, 10), fl);
+    ASSERT_EQ_U64(dht_sstream_frame_need(b.s, a.wire.data, fl - 1), fl);
+    ASSERT_EQ_U64(dht_sstream_frame_need(b.s, a.wire.data, fl), 0);
+    /* once the core holds part of a frame, feeding the rest is the only way on */
+    size_t used;
+    dht_sstream_event_t ev;
+    ASSERT_OK(dht_sstream_feed(b.s, a.wire.data, 10, &used, &ev));
+    ASSERT_EQ_U64(used, 10);
+    ASSERT_EQ_U64(dht_sstream_frame_need(b.s, a.wire.data + 10, 5), 0);
+    ASSERT_OK(dht_sstream_feed(b.s, a.wire.data + 10, fl - 10, &used, &ev));
+    ASSERT_EQ_U64(ev.type, DHT_SSTREAM_EV_DATA);
+    ASSERT_MEM_EQ(ev.data, m, sizeof m);
+    common_buf_consume(&a.wire, a.wire.len);
+    /* a whole frame gathered by the caller is decrypted in place */
+    send_msg(&a, m, sizeof m);
+    uint8_t *w = malloc(fl);
+    ASSERT_TRUE(w != NULL);
+    memcpy(w, a.wire.data, fl);
+    ASSERT_OK(dht_sstream_feed_inplace(b.s, w, fl, &used, &ev));
+    ASSERT_EQ_U64(used, fl);
+    ASSERT_EQ_U64(ev.type, DHT_SSTREAM_EV_DATA);
+    ASSERT_TRUE(ev.data > w && ev.data < w + fl);
+    ASSERT_MEM_EQ(ev.data, m, sizeof m);
+    free(w);
+    common_buf_consume(&a.wire, a.wire.len);
+    /* an over-limit length is left to feed, which reports it */
+    uint8_t bad[3] = {0xff, 0xff, 0xff};
+    ASSERT_EQ_U64(dht_sstream_frame_need(b.s, bad, 3), 0);
+    ASSERT_ERR(dht_sstream_feed(b.s, bad, 3, &used, &ev), DHT_EFRAME);
+    ASSERT_EQ_U64(dht_sstream_frame_need(b.s, bad, 3), 0); /* failed stream */
+    unpair(&a, &b);
+}
+
 TEST(tampered_frame_rejected_nothing_delivered) {
     setup_env();
     for (size_t pos = 0; pos < 3 + 5 + 17; pos++) {
@@ -368,6 +420,7 @@ TEST(keys_mode_and_state_errors) {
 }
 
 TEST_MAIN(TEST_ENTRY(handshake_sizes_and_data), TEST_ENTRY(byte_by_byte_and_big_messages),
+          TEST_ENTRY(frame_need_and_whole_frame_inplace),
           TEST_ENTRY(tampered_frame_rejected_nothing_delivered),
           TEST_ENTRY(replayed_and_reordered_frames_rejected),
           TEST_ENTRY(wrong_stream_id_and_bad_header), TEST_ENTRY(oversize_frame_rejected),

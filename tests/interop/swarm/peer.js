@@ -24,7 +24,9 @@ async function main () {
     conn.on('close', async () => {
       console.error('closed')
       await swarm.destroy()
-      process.exit(0)
+      // stdout to a pipe is asynchronous: exit only once every piped byte is written
+      // (process.exit at once lost the tail of a 32 MiB transfer now and then)
+      process.stdout.write('', () => process.exit(0))
     })
   })
   await dht.ready()

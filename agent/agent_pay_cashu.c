@@ -73,7 +73,6 @@ typedef struct agent_pay_cashu {
         int rcs[AGENT_ACCEPT_BATCH_MAX];
     } batch;
     int committing; /* batch in flight on the pool */
-    uint64_t accept_batches;
     int closing;
     uint64_t claimed_total, claim_failures;
 } agent_pay_cashu_t;
@@ -166,7 +165,6 @@ static void commit_start(agent_pay_cashu_t *pc) {
         b->n++;
     }
     if (!pc->acc_head) pc->acc_tail = &pc->acc_head;
-    pc->accept_batches++;
     b->work.data = pc;
     pc->committing = 1;
     if (uv_queue_work(pc->loop, &b->work, commit_work, commit_done)) commit_done(&b->work, 1);

@@ -72,18 +72,35 @@ static int load_keyset(const cJSON *d, cashu_keyset_t *ks) {
     return cashu_keyset_parse_keys(cJSON_GetObjectItem(k, "keys"), ks);
 }
 
-TEST(accept_offline_policy) {
-    cJSON *v = vectors();
-    ASSERT_TRUE(v);
-    const cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(v, "derived_not_official"),
-                                         "nutshell_interop_p2pk_dleq_token");
-    const char *token = cJSON_GetObjectItem(d, "serialized")->valuestring;
-    const char *mint = cJSON_GetObjectItem(d, "mint")->valuestring;
-    uint8_t sk[32];
-    ASSERT_OK(common_hex_decode_exact(cJSON_GetObjectItem(d, "provider_privkey_hex")->valuestring,
-                                      sk, 32));
+/* The Nutshell/cashu-ts token of cashu-vectors.json: P2PK to the provider, with DLEQ. */
+typedef struct p2pk_vec {
+    cJSON *v; /* owned: the strings below point into it */
+    const char *token, *mint;
+    uint8_t sk[32]; /* the provider's key */
     cashu_keyset_t ks;
-    ASSERT_OK(load_keyset(d, &ks));
+} p2pk_vec_t;
+
+static int load_p2pk_vec(p2pk_vec_t *pv) {
+    memset(pv, 0, sizeof *pv);
+    if (!(pv->v = vectors())) return -1;
+    const cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(pv->v, "derived_not_official"),
+                                         "nutshell_interop_p2pk_dleq_token");
+    const cJSON *tok = cJSON_GetObjectItem(d, "serialized"), *mint = cJSON_GetObjectItem(d, "mint"),
+                *key = cJSON_GetObjectItem(d, "provider_privkey_hex");
+    if (!cJSON_IsString(tok) || !cJSON_IsString(mint) || !cJSON_IsString(key)) return -1;
+    pv->token = tok->valuestring;
+    pv->mint = mint->valuestring;
+    if (common_hex_decode_exact(key->valuestring, pv->sk, 32)) return -1;
+    return load_keyset(d, &pv->ks);
+}
+
+TEST(accept_offline_policy) {
+    p2pk_vec_t pv;
+    ASSERT_OK(load_p2pk_vec(&pv));
+    cJSON *v = pv.v;
+    const char *token = pv.token, *mint = pv.mint;
+    const uint8_t *sk = pv.sk;
+    cashu_keyset_t ks = pv.ks;
     const char *mints[] = {mint, NULL};
     const char *other[] = {"http://127.0.0.1:1", NULL};
     cashu_policy_t pol = {mints, 0, 0, 1};
@@ -153,17 +170,12 @@ TEST(accept_offline_policy) {
  * order (a failure records nothing of its token and does not undo the others; a repeat within
  * the batch is a replay). */
 TEST(accept_offline_many_batch) {
-    cJSON *v = vectors();
-    ASSERT_TRUE(v);
-    const cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(v, "derived_not_official"),
-                                         "nutshell_interop_p2pk_dleq_token");
-    const char *token = cJSON_GetObjectItem(d, "serialized")->valuestring;
-    const char *mint = cJSON_GetObjectItem(d, "mint")->valuestring;
-    uint8_t sk[32];
-    ASSERT_OK(common_hex_decode_exact(cJSON_GetObjectItem(d, "provider_privkey_hex")->valuestring,
-                                      sk, 32));
-    cashu_keyset_t ks;
-    ASSERT_OK(load_keyset(d, &ks));
+    p2pk_vec_t pv;
+    ASSERT_OK(load_p2pk_vec(&pv));
+    cJSON *v = pv.v;
+    const char *token = pv.token, *mint = pv.mint;
+    const uint8_t *sk = pv.sk;
+    cashu_keyset_t ks = pv.ks;
     const char *mints[] = {mint, NULL};
     const char *other[] = {"http://127.0.0.1:1", NULL};
     cashu_policy_t pol = {mints, 0, 0, 1}, foreign = {other, 0, 0, 1};
@@ -222,17 +234,12 @@ static void *store_thread(void *arg) {
 }
 
 TEST(accept_store_other_thread) {
-    cJSON *v = vectors();
-    ASSERT_TRUE(v);
-    const cJSON *d = cJSON_GetObjectItem(cJSON_GetObjectItem(v, "derived_not_official"),
-                                         "nutshell_interop_p2pk_dleq_token");
-    const char *token = cJSON_GetObjectItem(d, "serialized")->valuestring;
-    const char *mint = cJSON_GetObjectItem(d, "mint")->valuestring;
-    uint8_t sk[32];
-    ASSERT_OK(common_hex_decode_exact(cJSON_GetObjectItem(d, "provider_privkey_hex")->valuestring,
-                                      sk, 32));
-    cashu_keyset_t ks;
-    ASSERT_OK(load_keyset(d, &ks));
+    p2pk_vec_t pv;
+    ASSERT_OK(load_p2pk_vec(&pv));
+    cJSON *v = pv.v;
+    const char *token = pv.token, *mint = pv.mint;
+    const uint8_t *sk = pv.sk;
+    cashu_keyset_t ks = pv.ks;
     const char *mints[] = {mint, NULL};
     cashu_policy_t pol = {mints, 0, 0, 1};
     fixture_t f;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/common_err.h"
+#include "dht/dht_ssx.h"
 
 /* Receive buffers above this size are released after use so an idle connection that once
  * got a big message does not keep megabytes. */
@@ -19,8 +20,9 @@ struct dht_sstream {
     dht_noise_t *noise; /* non-NULL during the standalone handshake */
     int ready;          /* push state initialised, header queued */
     int open;           /* remote header accepted */
-    crypto_secretstream_xchacha20poly1305_state push;
-    crypto_secretstream_xchacha20poly1305_state pull;
+    dht_ssx_t push;
+    dht_ssx_t pull;
+    dht_ssx_backend_t backend;
     uint8_t rx[32];
     uint8_t hash[64];
     uint8_t remote_pk[32];
@@ -54,8 +56,8 @@ static int fail(dht_sstream_t *s, int rc) {
         dht_noise_free(s->noise);
         s->noise = NULL;
     }
-    sodium_memzero(&s->push, sizeof s->push);
-    sodium_memzero(&s->pull, sizeof s->pull);
+    dht_ssx_wipe(&s->push);
+    dht_ssx_wipe(&s->pull);
     sodium_memzero(s->rx, sizeof s->rx);
     return s->err;
 }
@@ -96,7 +98,9 @@ static int setup_keys(dht_sstream_t *s, const dht_noise_result_t *r) {
     uint8_t *p = s->out + s->out_len;
     put_u24(p, DHT_SSTREAM_HEADER_BYTES);
     dht_sstream_id(r->hash, s->initiator, p + 3);
-    crypto_secretstream_xchacha20poly1305_init_push(&s->push, p + 3 + 32, r->tx);
+    randombytes_buf(p + 3 + 32, DHT_SSX_HEADERBYTES);
+    rc = dht_ssx_init(&s->push, r->tx, p + 3 + 32, s->backend);
+    if (rc) return rc;
     s->out_len += 3 + DHT_SSTREAM_HEADER_BYTES;
     memcpy(s->rx, r->rx, 32);
     memcpy(s->hash, r->hash, 64);
@@ -123,6 +127,7 @@ static dht_sstream_t *alloc_stream(int initiator, const common_env_t *env,
     if (s->max_frame > 0xffffff) s->max_frame = 0xffffff;
     s->keepalive_ms = opts && opts->keepalive_ms ? opts->keepalive_ms : DHT_SSTREAM_KEEPALIVE_MS;
     s->keep_empty = opts ? opts->keep_empty : 0;
+    s->backend = opts ? opts->crypto : DHT_SSX_AUTO;
     return s;
 }
 
@@ -231,8 +236,8 @@ static int process_frame(dht_sstream_t *s, const uint8_t *body, size_t n, uint8_
         if (n != DHT_SSTREAM_HEADER_BYTES) return fail(s, DHT_EFRAME);
         dht_sstream_id(s->hash, !s->initiator, want);
         if (sodium_memcmp(want, body, 32) != 0) return fail(s, DHT_ESTREAMID);
-        if (crypto_secretstream_xchacha20poly1305_init_pull(&s->pull, body + 32, s->rx) != 0)
-            return fail(s, DHT_EFRAME);
+        int rc = dht_ssx_init(&s->pull, s->rx, body + 32, s->backend);
+        if (rc) return fail(s, rc);
         sodium_memzero(s->rx, sizeof s->rx);
         s->open = 1;
         ev->type = DHT_SSTREAM_EV_OPEN;
@@ -241,20 +246,19 @@ static int process_frame(dht_sstream_t *s, const uint8_t *body, size_t n, uint8_
     if (n < DHT_SSTREAM_ABYTES) return fail(s, DHT_EFRAME);
     uint8_t *m;
     if (inplace) {
-        m = inplace + 1; /* in place: libsodium checks the MAC, then decrypts c+1 onto m */
+        m = inplace + 1; /* in place: the MAC is checked, then c (at +1) decrypts onto itself */
     } else {
         int rc = ensure_rbuf(s, n);
         if (rc) return fail(s, rc);
         m = s->rbuf;
     }
-    unsigned long long mlen;
-    unsigned char tag;
-    if (crypto_secretstream_xchacha20poly1305_pull(&s->pull, m, &mlen, &tag, body, n, NULL, 0) != 0)
-        return fail(s, COMMON_ECRYPTO);
+    size_t mlen = n - DHT_SSTREAM_ABYTES;
+    uint8_t tag;
+    if (dht_ssx_pull(&s->pull, m, &tag, body, n) != 0) return fail(s, COMMON_ECRYPTO);
     if (mlen == 0 && !s->keep_empty) return 0; /* keep-alive */
     ev->type = DHT_SSTREAM_EV_DATA;
     ev->data = m;
-    ev->len = (size_t)mlen;
+    ev->len = mlen;
     return 0;
 }
 
@@ -350,9 +354,8 @@ int dht_sstream_seal(dht_sstream_t *s, const void *plain, size_t plen, uint8_t *
     if (s->out_len != s->out_off) return COMMON_EAGAIN;
     put_u24(frame, plen + DHT_SSTREAM_ABYTES);
     static const uint8_t empty[1] = {0};
-    crypto_secretstream_xchacha20poly1305_push(&s->push, frame + 3, NULL, plen ? plain : empty,
-                                               plen, NULL, 0,
-                                               crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
+    int rc = dht_ssx_push(&s->push, frame + 3, plen ? plain : empty, plen, DHT_SSX_TAG_MESSAGE);
+    if (rc) return fail(s, rc);
     s->last_write = common_now_ms(s->env);
     return 0;
 }
@@ -365,8 +368,10 @@ int dht_sstream_tick(dht_sstream_t *s) {
     uint8_t *p = s->out + s->out_len;
     static const uint8_t empty[1] = {0};
     put_u24(p, DHT_SSTREAM_ABYTES);
-    crypto_secretstream_xchacha20poly1305_push(&s->push, p + 3, NULL, empty, 0, NULL, 0,
-                                               crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
+    if (dht_ssx_push(&s->push, p + 3, empty, 0, DHT_SSX_TAG_MESSAGE) != 0) {
+        fail(s, COMMON_ECRYPTO);
+        return 0;
+    }
     s->out_len += DHT_SSTREAM_FRAME_OVERHEAD;
     s->last_write = now;
     return 1;
@@ -398,6 +403,8 @@ int dht_sstream_error(const dht_sstream_t *s) {
 void dht_sstream_free(dht_sstream_t *s) {
     if (!s) return;
     dht_noise_free(s->noise);
+    dht_ssx_wipe(&s->push);
+    dht_ssx_wipe(&s->pull);
     if (s->out) {
         sodium_memzero(s->out, s->out_cap);
         free(s->out);
@@ -408,4 +415,8 @@ void dht_sstream_free(dht_sstream_t *s) {
     }
     sodium_memzero(s, sizeof *s);
     free(s);
+}
+
+const char *dht_sstream_crypto_name(const dht_sstream_t *s) {
+    return s->ready ? dht_ssx_backend_name(&s->push) : NULL;
 }

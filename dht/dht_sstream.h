@@ -3,7 +3,7 @@
  * @file dht_sstream.h
  * @brief secret-stream, byte-compatible with @hyperswarm/secret-stream 6.9
  *        (hyperswarm-wire.md §8): u24-LE framing, the 56-byte header frame and
- *        crypto_secretstream_xchacha20poly1305 data frames, optionally preceded by the
+ *        crypto_secretstream_xchacha20poly1305 data frames (dht_ssx.h), optionally preceded by the
  *        standalone Noise XX handshake. A pure core: bytes and time in; bytes, events and
  *        the next deadline out. No I/O; dht_tcp.c is the libuv adapter.
  *
@@ -45,6 +45,7 @@
 #include "common/common_env.h"
 #include "dht/dht_crypto.h"
 #include "dht/dht_noise.h"
+#include "dht/dht_ssx.h"
 
 /** Default receive limit for one frame body (a JS peer may send up to 16 MiB - 1). */
 #ifndef DHT_SSTREAM_MAX_FRAME
@@ -66,6 +67,7 @@ typedef struct dht_sstream_opts {
     uint32_t keepalive_ms;         /* 0 = DHT_SSTREAM_KEEPALIVE_MS; UINT32_MAX = never send */
     int keep_empty;                /* non-zero: deliver empty messages instead of dropping them */
     const uint8_t *ephemeral_seed; /* tests only: fixed Noise ephemeral (32 bytes), or NULL */
+    dht_ssx_backend_t crypto;      /* primitives for the data frames; 0 = DHT_SSX_AUTO */
 } dht_sstream_opts_t;
 
 typedef enum dht_sstream_ev_type {
@@ -145,6 +147,8 @@ int dht_sstream_ready(const dht_sstream_t *s);
 const uint8_t *dht_sstream_remote_pk(const dht_sstream_t *s);
 /** @brief The 64-byte handshake hash once the handshake is done, else NULL. */
 const uint8_t *dht_sstream_handshake_hash(const dht_sstream_t *s);
+/** @brief "openssl" or "sodium": the primitives of the data frames (NULL before keys). */
+const char *dht_sstream_crypto_name(const dht_sstream_t *s);
 /** @brief The sticky error (0 when healthy). */
 int dht_sstream_error(const dht_sstream_t *s);
 

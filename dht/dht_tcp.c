@@ -476,6 +476,7 @@ static dht_tcp_conn_t *conn_new(uv_loop_t *loop, const common_env_t *env, int in
     if (opts) {
         so.max_frame = opts->max_frame;
         so.keepalive_ms = opts->keepalive_ms;
+        so.crypto = opts->crypto;
     }
     c->ss = dht_sstream_new_xx(initiator, kp, env, &so, err);
     if (!c->ss) {
@@ -648,6 +649,10 @@ const uint8_t *dht_tcp_remote_pk(const dht_tcp_conn_t *c) {
 
 const uint8_t *dht_tcp_handshake_hash(const dht_tcp_conn_t *c) {
     return c->connected ? dht_sstream_handshake_hash(c->ss) : NULL;
+}
+
+const char *dht_tcp_crypto_name(const dht_tcp_conn_t *c) {
+    return c->connected ? dht_sstream_crypto_name(c->ss) : NULL;
 }
 
 /* ---- server ---- */

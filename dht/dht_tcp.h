@@ -46,6 +46,7 @@
 
 #include "common/common_env.h"
 #include "dht/dht_crypto.h"
+#include "dht/dht_ssx.h"
 
 #ifndef DHT_TCP_HIGH_WATER
 #define DHT_TCP_HIGH_WATER (1024u * 1024)
@@ -73,6 +74,7 @@ typedef struct dht_tcp_opts {
     size_t max_frame;              /* 0 = DHT_SSTREAM_MAX_FRAME */
     uint32_t keepalive_ms;         /* 0 = 5000; UINT32_MAX = off */
     uint32_t handshake_timeout_ms; /* 0 = DHT_TCP_HANDSHAKE_TIMEOUT_MS */
+    dht_ssx_backend_t crypto;      /* data-frame primitives; 0 = DHT_SSX_AUTO (dht_ssx.h) */
 } dht_tcp_opts_t;
 
 /**
@@ -125,5 +127,7 @@ void dht_tcp_resume(dht_tcp_conn_t *c);
 const uint8_t *dht_tcp_remote_pk(const dht_tcp_conn_t *c);
 /** @brief The 64-byte handshake hash after on_connect, else NULL. */
 const uint8_t *dht_tcp_handshake_hash(const dht_tcp_conn_t *c);
+/** @brief "openssl" or "sodium" (dht_ssx.h) after on_connect, else NULL. */
+const char *dht_tcp_crypto_name(const dht_tcp_conn_t *c);
 
 #endif

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config git clang libclang-rt-14-dev
       libsodium-dev libuv1-dev libcurl4-openssl-dev libcjson-dev libsecp256k1-dev
-      libsqlite3-dev libqrencode-dev sqlite3 nodejs npm iproute2 iptables curl python3
+      libsqlite3-dev libqrencode-dev libssl-dev sqlite3 nodejs npm iproute2 iptables curl python3
       ca-certificates)
 
 missing=()

@@ -5,8 +5,10 @@
 # of each process. BENCH_RUNS (default 5) interleaved C/JS runs; the headline ratio uses
 # the medians (best-of and CPU ratios are printed too). The machine may be shared: the
 # figures are noisy. Last line: secretstream_throughput_ratio_c_over_js=<x>
+# The C side's data frames use libcrypto's ChaCha20/Poly1305 when built with it (dht_ssx.h;
+# the run prints which); BENCH_C_CRYPTO=sodium runs it on libsodium's primitives instead.
 # Env: BENCH_BYTES (default 268435456), BENCH_CHUNK (65536), BENCH_RUNS (5),
-#      SWARMDVM_BENCH_BUILD_DIR (build/release).
+#      BENCH_C_CRYPTO (auto|sodium), SWARMDVM_BENCH_BUILD_DIR (build/release).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -30,8 +32,9 @@ trap cleanup EXIT
 # run_one IMPL -> prints "mibs cpu_sender cpu_receiver"
 run_one() {
   local impl=$1 cmd
-  if [[ $impl == c ]]; then cmd=("$peer_c"); else cmd=(node "$dir/peer.js"); fi
-  "${cmd[@]}" listen --bench "$bytes" --chunk "$chunk" --timeout 300 > "$tmp/l.out" 2> "$tmp/l.err" &
+  local extra=()
+  if [[ $impl == c ]]; then cmd=("$peer_c"); extra=(--crypto "${BENCH_C_CRYPTO:-auto}"); else cmd=(node "$dir/peer.js"); fi
+  "${cmd[@]}" listen --bench "$bytes" --chunk "$chunk" --timeout 300 "${extra[@]+"${extra[@]}"}" > "$tmp/l.out" 2> "$tmp/l.err" &
   local lpid=$!; pids+=($lpid)
   local port=""
   for _ in $(seq 1 100); do
@@ -40,7 +43,7 @@ run_one() {
     sleep 0.1
   done
   [[ -n $port ]] || { echo "bench: $impl listener did not start" >&2; exit 1; }
-  "${cmd[@]}" connect "$port" --bench "$bytes" --chunk "$chunk" --timeout 300 > "$tmp/s.out" 2> "$tmp/s.err"
+  "${cmd[@]}" connect "$port" --bench "$bytes" --chunk "$chunk" --timeout 300 "${extra[@]+"${extra[@]}"}" > "$tmp/s.out" 2> "$tmp/s.err"
   wait "$lpid"
   local r s
   r=$(grep '^BENCH' "$tmp/l.out"); s=$(grep '^BENCH' "$tmp/s.out")
@@ -49,6 +52,7 @@ run_one() {
   secs=$(sed 's/.*seconds=\([^ ]*\).*/\1/' <<<"$r"); rb=$(sed 's/.*bytes=\([^ ]*\).*/\1/' <<<"$r")
   cpu_r=$(sed 's/.*cpu=\([^ ]*\).*/\1/' <<<"$r"); cpu_s=$(sed 's/.*cpu=\([^ ]*\).*/\1/' <<<"$s")
   [[ $rb == "$bytes" ]] || { echo "bench: $impl receiver got $rb of $bytes bytes" >&2; exit 1; }
+  [[ $impl != c ]] || sed -n 's/.* crypto=\([a-z]*\).*/\1/p' <<<"$r" > "$tmp/c.crypto"
   awk -v b="$bytes" -v t="$secs" -v cs="$cpu_s" -v cr="$cpu_r" 'BEGIN{printf "%.1f %.3f %.3f\n", b/1048576/t, cs, cr}'
 }
 
@@ -72,6 +76,7 @@ for impl in c js; do
   cpus[$impl]=$(awk '{print $2}' "$tmp/$impl.runs" | median)
   cpur[$impl]=$(awk '{print $3}' "$tmp/$impl.runs" | median)
 done
+echo "C data-frame primitives: $(cat "$tmp/c.crypto") (dht_ssx.h)"
 echo "secretstream_c_mib_per_s=${mib[c]} (best ${top[c]}) cpu_sender_s=${cpus[c]} cpu_receiver_s=${cpur[c]} (medians)"
 echo "secretstream_js_mib_per_s=${mib[js]} (best ${top[js]}) cpu_sender_s=${cpus[js]} cpu_receiver_s=${cpur[js]} (medians)"
 awk -v c="${cpus[c]}" -v cr="${cpur[c]}" -v j="${cpus[js]}" -v jr="${cpur[js]}" \

@@ -18,7 +18,9 @@
  * then ends; the listening side counts. Both print
  *   BENCH role=.. bytes=.. seconds=<handshake->end> cpu=<user+sys seconds>
  * --idle MS waits that long after the handshake before sending (keep-alive check).
- * --timeout S bounds every run (default 120).
+ * --timeout S bounds every run (default 120). --crypto sodium|auto picks the data-frame
+ * primitives (dht_ssx.h; default auto: libcrypto when built with it); BENCH lines name the
+ * one in use.
  */
 #include <sodium.h>
 #include <stdio.h>
@@ -34,6 +36,8 @@
 
 typedef struct peer {
     uv_loop_t *loop;
+    dht_tcp_opts_t opts;
+    const char *crypto; /* the data-frame primitives in use, once connected */
     common_env_t env;
     dht_tcp_server_t *srv;
     dht_tcp_conn_t *conn;
@@ -135,6 +139,7 @@ static void on_idle_done(uv_timer_t *t) {
 static void on_connect(dht_tcp_conn_t *c, const uint8_t *pk, void *ud) {
     peer_t *p = ud;
     p->conn = c;
+    p->crypto = dht_tcp_crypto_name(c);
     common_hex_prefix(pk, 32, 8, p->remote);
     p->t0 = uv_hrtime();
     if (p->idle_ms)
@@ -228,7 +233,8 @@ static void on_deadline(uv_timer_t *t) {
 
 static void usage(void) {
     fprintf(stderr, "usage: sstream_peer listen|connect PORT [--small N] [--big BYTES] "
-                    "[--bench BYTES] [--chunk N] [--idle MS] [--timeout S]\n");
+                    "[--bench BYTES] [--chunk N] [--idle MS] [--timeout S] "
+                    "[--crypto sodium|auto]\n");
     exit(2);
 }
 
@@ -237,6 +243,7 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     peer_t p;
     memset(&p, 0, sizeof p);
+    p.crypto = "none";
     p.small_n = 10000;
     p.big_n = 4u << 20;
     p.chunk = 65536;
@@ -271,6 +278,10 @@ int main(int argc, char **argv) {
             p.idle_ms = v;
         else if (strcmp(argv[ai], "--timeout") == 0 && !common_parse_u64(argv[++ai], 1, 3600, &v))
             timeout_s = v;
+        else if (strcmp(argv[ai], "--crypto") == 0 && strcmp(argv[ai + 1], "sodium") == 0)
+            p.opts.crypto = DHT_SSX_SODIUM, ai++;
+        else if (strcmp(argv[ai], "--crypto") == 0 && strcmp(argv[ai + 1], "auto") == 0)
+            p.opts.crypto = DHT_SSX_AUTO, ai++;
         else
             usage();
     }
@@ -297,7 +308,7 @@ int main(int argc, char **argv) {
 
     int err = 0;
     if (p.listening) {
-        p.srv = dht_tcp_listen(&loop, &p.env, &kp, "127.0.0.1", 0, NULL, on_accept, &p, &err);
+        p.srv = dht_tcp_listen(&loop, &p.env, &kp, "127.0.0.1", 0, &p.opts, on_accept, &p, &err);
         if (!p.srv) {
             fprintf(stderr, "sstream_peer: listen: %s\n", common_strerror(err));
             return 1;
@@ -305,7 +316,7 @@ int main(int argc, char **argv) {
         printf("LISTEN %u\n", dht_tcp_server_port(p.srv));
     } else {
         static const dht_tcp_callbacks_t cbs = {on_connect, on_data, on_drain, on_end, on_close};
-        if (!dht_tcp_connect(&loop, &p.env, &kp, "127.0.0.1", port, NULL, &cbs, &p, &err)) {
+        if (!dht_tcp_connect(&loop, &p.env, &kp, "127.0.0.1", port, &p.opts, &cbs, &p, &err)) {
             fprintf(stderr, "sstream_peer: connect: %s\n", common_strerror(err));
             return 1;
         }
@@ -316,10 +327,10 @@ int main(int argc, char **argv) {
 
     int ok = p.status == 0;
     if (p.bench_total) {
-        printf("BENCH role=%s bytes=%llu seconds=%.4f cpu=%.4f status=%s\n",
+        printf("BENCH role=%s bytes=%llu seconds=%.4f cpu=%.4f crypto=%s status=%s\n",
                p.listening ? "receiver" : "sender",
                (unsigned long long)(p.listening ? p.recv_bytes : p.sent_bytes), p.seconds,
-               cpu_seconds(), ok ? "ok" : common_err_name(p.status));
+               cpu_seconds(), p.crypto, ok ? "ok" : common_err_name(p.status));
         ok = ok && (p.listening ? p.recv_bytes == p.bench_total : 1);
     } else {
         uint8_t hs[32], hr[32];

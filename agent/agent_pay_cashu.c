@@ -376,9 +376,10 @@ static void window_cb(uv_timer_t *t) {
 }
 
 /* Claim after AGENT_CLAIM_WINDOW_MS without another job end (at most AGENT_CLAIM_WINDOW_MAX_MS
- * after the first): a claim's signing, blinding and journal run on the loop (measured ~35 ms
- * for 100 jobs' proofs), so jobs that end close together share one instead of one each
- * while the others stream. The tokens are durable as incoming meanwhile. */
+ * after the first), so jobs that end close together share one swap instead of one each.
+ * A claim's P2PK signatures are made CASHU_SIGN_SLICE per loop turn (cashu_wallet.c); its
+ * few blinded outputs, journal commits and the DLEQ checks of the mint's answer run on the
+ * loop. The tokens are durable as incoming meanwhile. */
 static void claim_soon(mint_state_t *m) {
     agent_pay_cashu_t *pc = m->pc;
     if (pc->closing) return;

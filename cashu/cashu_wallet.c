@@ -44,6 +44,12 @@
 #ifndef CASHU_PREPARE_MAX
 #define CASHU_PREPARE_MAX 1000
 #endif
+/* P2PK signatures (~50 us each) made per loop turn when a claim or refund signs its inputs;
+ * the rest follow on the next turns, so a claim of hundreds of locked proofs does not stall
+ * the streams sharing the loop. */
+#ifndef CASHU_SIGN_SLICE
+#define CASHU_SIGN_SLICE 16
+#endif
 
 #define MOD "cashu"
 
@@ -361,8 +367,10 @@ struct op {
     cashu_policy_t pol;
     int has_pol;
     size_t nrec;
-    uv_timer_t timer;
+    uv_timer_t timer; /* the result's delivery; also paces input signing (sign_inputs_then) */
     int finished;
+    size_t nsigned;                    /* inputs signed so far */
+    void (*after_sign)(struct op *op); /* what follows once every input is signed */
     /* in-flight helper contexts owned by this op (freed with it if the wallet is freed early) */
     struct post_ctx *live_pc;
     struct load_ctx *live_lc;
@@ -2190,6 +2198,45 @@ static int sign_if_locked(cashu_wallet_t *w, cashu_proof_t *p) {
 }
 
 static void claim_next(op_t *op, int err);
+static void claim_batch_done(op_t *op, int err);
+
+static void sign_more(uv_timer_t *t);
+
+/* Sign op->ins (the locked ones) CASHU_SIGN_SLICE at a time, letting the loop run between
+ * slices, then go on with @p next. A failure finishes the op; so does wallet free (it closes
+ * the timer). */
+static void sign_slice(op_t *op) {
+    size_t end = op->nsigned + CASHU_SIGN_SLICE;
+    if (end > op->nin) end = op->nin;
+    for (; op->nsigned < end; op->nsigned++) {
+        int rc = sign_if_locked(op->w, &op->ins[op->nsigned]);
+        if (rc) return op_finish(op, rc, NULL);
+    }
+    /* 1 ms, not 0: libuv runs a timer re-armed at 0 from its callback in the same pass,
+     * before any I/O */
+    if (op->nsigned < op->nin) return (void)uv_timer_start(&op->timer, sign_more, 1, 0);
+    op->after_sign(op);
+}
+
+static void sign_more(uv_timer_t *t) {
+    sign_slice(t->data);
+}
+
+static void sign_inputs_then(op_t *op, void (*next)(op_t *op)) {
+    op->nsigned = 0;
+    op->after_sign = next;
+    sign_slice(op);
+}
+
+static void claim_swap(op_t *op) {
+    uint64_t sum = ins_sum(op), fee = ins_fee(op);
+    if (sum <= fee) return op_finish(op, CASHU_EFUNDS, "incoming proofs worth less than the fee");
+    int rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL);
+    if (rc) return op_finish(op, rc, NULL);
+    op->amount2 = sum - fee;
+    op->res.fee += fee;
+    op_swap(op, sum - fee, fee, claim_batch_done);
+}
 
 static void claim_batch_done(op_t *op, int err) {
     if (err) return op_finish(op, err, NULL);
@@ -2211,18 +2258,11 @@ static void claim_next(op_t *op, int err) {
         cashu_proof_t p;
         proof_from_row(st, &p);
         if ((rc = op_add_input(op, &p))) break;
-        if ((rc = sign_if_locked(w, &op->ins[op->nin - 1]))) break;
     }
     sqlite3_finalize(st);
     if (rc) return op_finish(op, rc, NULL);
     if (op->nin == 0) return op_finish(op, 0, NULL); /* nothing (more) to claim */
-    uint64_t sum = ins_sum(op), fee = ins_fee(op);
-    if (sum <= fee) return op_finish(op, CASHU_EFUNDS, "incoming proofs worth less than the fee");
-    if ((rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL)))
-        return op_finish(op, rc, NULL);
-    op->amount2 = sum - fee;
-    op->res.fee += fee;
-    op_swap(op, sum - fee, fee, claim_batch_done);
+    sign_inputs_then(op, claim_swap);
 }
 
 int cashu_wallet_claim(cashu_wallet_t *w, const char *mint, cashu_wallet_cb cb, void *ud) {
@@ -2311,6 +2351,16 @@ static void refund_swapped(op_t *op, int err) {
     op_finish(op, err, NULL);
 }
 
+static void refund_swap(op_t *op) {
+    uint64_t sum = ins_sum(op), fee = ins_fee(op);
+    if (sum <= fee) return op_finish(op, CASHU_EFUNDS, "refundable proofs worth less than the fee");
+    int rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL);
+    if (rc) return op_finish(op, rc, NULL);
+    op->amount2 = sum - fee;
+    op->res.fee = fee;
+    op_swap(op, sum - fee, fee, refund_swapped);
+}
+
 static void refund_checked(void *ud, const cashu_mint_resp_t *r) {
     op_t *op = ud;
     cashu_wallet_t *w = op->w;
@@ -2347,15 +2397,7 @@ static void refund_checked(void *ud, const cashu_mint_resp_t *r) {
     for (size_t i = keep; i < op->nin; i++) cashu_proof_free(&op->ins[i]);
     op->nin = keep;
     if (keep == 0) return op_finish(op, 0, "nothing to refund");
-    for (size_t i = 0; i < op->nin; i++)
-        if ((rc = sign_if_locked(w, &op->ins[i]))) return op_finish(op, rc, NULL);
-    uint64_t sum = ins_sum(op), fee = ins_fee(op);
-    if (sum <= fee) return op_finish(op, CASHU_EFUNDS, "refundable proofs worth less than the fee");
-    if ((rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL)))
-        return op_finish(op, rc, NULL);
-    op->amount2 = sum - fee;
-    op->res.fee = fee;
-    op_swap(op, sum - fee, fee, refund_swapped);
+    sign_inputs_then(op, refund_swap);
 }
 
 static void refund_loaded(op_t *op, int err) {

@@ -85,6 +85,21 @@ scenario() {
   out=$(w $C claim --mint $M)
   check "[$fee] second receiver claims its token" test "$(echo "$out" | jget ok)" = True
 
+  # a claim with more locked proofs than one signing slice (CASHU_SIGN_SLICE, 16 per loop
+  # turn): 40 one-sat tokens, signed over three turns, still one swap
+  local toks40
+  toks40=$(w $A send 1 --count 40 --mint $M --lock $PB --locktime 3600)
+  n=0
+  for i in $(seq 0 39); do
+    [[ $(w $B accept "$(echo "$toks40" | jget tokens.$i)" --mint $M --require-lock | jget ok) == True ]] && n=$((n+1))
+  done
+  s0=$(mint_state $M swaps)
+  out=$(w $B claim --mint $M)
+  s1=$(mint_state $M swaps)
+  check "[$fee] claim of 40 locked proofs (3 signing slices) in one swap" \
+    test "$n/$((s1 - s0))/$(echo "$out" | jget ok)" = 40/1/True
+  check "[$fee] ... claimed = 40 - fee" test "$(echo "$out" | jget amount)" = $((40 - $(echo "$out" | jget fee)))
+
   # refund: locked tokens never claimed come back after the locktime (token 5 of the batch)
   toks2=$(w $A send 3 --count 2 --mint $M --lock $PC --locktime 2)
   out=$(w $C accept "$(echo "$toks2" | jget tokens.0)" --mint $M --require-lock)

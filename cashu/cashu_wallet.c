@@ -2228,14 +2228,19 @@ static void sign_inputs_then(op_t *op, void (*next)(op_t *op)) {
     sign_slice(op);
 }
 
-static void claim_swap(op_t *op) {
+/* Swap the signed inputs (@p what: for the error) into new unspent proofs, then @p done. */
+static void swap_inputs(op_t *op, const char *what, void (*done)(op_t *op, int err)) {
     uint64_t sum = ins_sum(op), fee = ins_fee(op);
-    if (sum <= fee) return op_finish(op, CASHU_EFUNDS, "incoming proofs worth less than the fee");
+    if (sum <= fee) return op_finish(op, CASHU_EFUNDS, "%s proofs worth less than the fee", what);
     int rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL);
     if (rc) return op_finish(op, rc, NULL);
     op->amount2 = sum - fee;
     op->res.fee += fee;
-    op_swap(op, sum - fee, fee, claim_batch_done);
+    op_swap(op, sum - fee, fee, done);
+}
+
+static void claim_swap(op_t *op) {
+    swap_inputs(op, "incoming", claim_batch_done);
 }
 
 static void claim_batch_done(op_t *op, int err) {
@@ -2352,13 +2357,7 @@ static void refund_swapped(op_t *op, int err) {
 }
 
 static void refund_swap(op_t *op) {
-    uint64_t sum = ins_sum(op), fee = ins_fee(op);
-    if (sum <= fee) return op_finish(op, CASHU_EFUNDS, "refundable proofs worth less than the fee");
-    int rc = op_add_outputs(op, sum - fee, "unspent", 0, NULL, 0, NULL);
-    if (rc) return op_finish(op, rc, NULL);
-    op->amount2 = sum - fee;
-    op->res.fee = fee;
-    op_swap(op, sum - fee, fee, refund_swapped);
+    swap_inputs(op, "refundable", refund_swapped); /* one swap: res.fee starts at 0 */
 }
 
 static void refund_checked(void *ud, const cashu_mint_resp_t *r) {

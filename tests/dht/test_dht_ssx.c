@@ -42,16 +42,22 @@ static int backend_ok(dht_ssx_backend_t be) {
 #endif
 }
 
+/* A random key; libsodium's push state @p ref and ours @p st from its header (@p hdr). */
+static int start(dht_ssx_backend_t be, ref_t *ref, dht_ssx_t *st, uint8_t key[32],
+                 uint8_t hdr[24]) {
+    if (sodium_init() < 0) return -1;
+    randombytes_buf(key, 32);
+    crypto_secretstream_xchacha20poly1305_init_push(ref, hdr, key);
+    return dht_ssx_init(st, key, hdr, be);
+}
+
 /* ours push == libsodium push, and libsodium pull accepts ours. */
 static void push_matches(test_ctx_t *test_ctx_, dht_ssx_backend_t be) {
     uint8_t key[32], hdr[24];
-    ASSERT_TRUE(sodium_init() >= 0);
-    randombytes_buf(key, sizeof key);
     ref_t ref, refpull;
-    crypto_secretstream_xchacha20poly1305_init_push(&ref, hdr, key);
-    ASSERT_OK(crypto_secretstream_xchacha20poly1305_init_pull(&refpull, hdr, key));
     dht_ssx_t st;
-    ASSERT_OK(dht_ssx_init(&st, key, hdr, be));
+    ASSERT_OK(start(be, &ref, &st, key, hdr));
+    ASSERT_OK(crypto_secretstream_xchacha20poly1305_init_pull(&refpull, hdr, key));
     for (unsigned i = 0; i < N_MSGS; i++) {
         size_t n = msg_size(i);
         uint8_t tag = msg_tag(i), rtag = 0xff;
@@ -74,12 +80,9 @@ static void push_matches(test_ctx_t *test_ctx_, dht_ssx_backend_t be) {
  * the state where it was. */
 static void pull_matches(test_ctx_t *test_ctx_, dht_ssx_backend_t be) {
     uint8_t key[32], hdr[24];
-    ASSERT_TRUE(sodium_init() >= 0);
-    randombytes_buf(key, sizeof key);
     ref_t ref;
-    crypto_secretstream_xchacha20poly1305_init_push(&ref, hdr, key);
     dht_ssx_t st;
-    ASSERT_OK(dht_ssx_init(&st, key, hdr, be));
+    ASSERT_OK(start(be, &ref, &st, key, hdr));
     for (unsigned i = 0; i < N_MSGS; i++) {
         size_t n = msg_size(i);
         uint8_t tag = msg_tag(i), got = 0xff;
@@ -114,12 +117,9 @@ static void pull_matches(test_ctx_t *test_ctx_, dht_ssx_backend_t be) {
  * before the wrap (libsodium's state layout is public: k, then counter || inonce). */
 static void counter_wrap(test_ctx_t *test_ctx_, dht_ssx_backend_t be) {
     uint8_t key[32], hdr[24];
-    ASSERT_TRUE(sodium_init() >= 0);
-    randombytes_buf(key, sizeof key);
     ref_t ref;
-    crypto_secretstream_xchacha20poly1305_init_push(&ref, hdr, key);
     dht_ssx_t st;
-    ASSERT_OK(dht_ssx_init(&st, key, hdr, be));
+    ASSERT_OK(start(be, &ref, &st, key, hdr));
     ASSERT_MEM_EQ(st.k, ref.k, 32);
     ASSERT_MEM_EQ(st.nonce, ref.nonce, 12);
     memset(ref.nonce, 0xff, 3), ref.nonce[3] = 0xff, ref.nonce[0] = 0xfe;

@@ -10,7 +10,10 @@
  *    done_reason "length"). Every token is stamped: its text is uv_hrtime() in ns followed
  *    by a space (CLOCK_MONOTONIC, the same clock as the Node dev LLM's process.hrtime), read
  *    right before the write(2) that carries it (uv_try_write; a write the kernel does not
- *    take at once is queued and counted). Serves until SIGINT/SIGTERM or --timeout.
+ *    take at once is queued and counted). Token k of a stream is due at first + k * token_ms
+ *    (no drift); with --grid-ms G the first token waits for the next multiple of G ms, so
+ *    the streams started in one G-ms slot emit in one burst for the whole job, whatever
+ *    the requester's start jitter. Serves until SIGINT/SIGTERM or --timeout.
  *    It runs as its own process so that its bursts of writes never delay the receiving
  *    side's reads (in one loop they did: up to ~1 ms at p99 with 100 streams).
  *  - "load": N customers, each one secret-stream TCP connection (dht_tcp, Noise XX) to a
@@ -18,6 +21,11 @@
  *    proto_ndjson): request (the same input as the former bench.js) -> offer -> payment
  *    (the next prepared token line of --tokens) -> chunks -> result; a pay_required is
  *    answered with the next token too.
+ *  - "relay": the thinnest agent on the same transports (see the relay section below);
+ *    --stamp-log F records each token's mid hop with agent/agent_bench.c, as dvm-agent does
+ *    under DVM_BENCH_STAMP_LOG.
+ *  - "midstats": quantiles of such a log over one run's stamps (--from/--to, CLOCK_MONOTONIC
+ *    ns as printed by load's run_ns line).
  *  - "floor": the same N streams at the same pacing, each customer an HTTP client of the
  *    LLM directly (no agent, no secret-stream, the agent's request body): the harness floor
  *    (stamp -> write -> loopback -> this loop's read -> parse).
@@ -53,6 +61,7 @@
 #include <strings.h>
 #include <uv.h>
 
+#include "agent/agent_bench.h"
 #include "common/common_codec.h"
 #include "common/common_env.h"
 #include "common/common_err.h"
@@ -151,7 +160,7 @@ struct stub_conn {
     int generating, head_sent, closing, handles_open, continued;
     int chat;
     char model[96];
-    uint64_t n, sent, token_ms, t0;
+    uint64_t n, sent, token_ms, t0, first_ms;
     int length_capped;
 };
 
@@ -161,6 +170,7 @@ struct app {
     int floor, windows;
     uint64_t n, chunks, token_ms, timeout_s;
     uint64_t arrive_ms; /* customers start spread evenly over this (0: all at once) */
+    uint64_t grid_ms;   /* llm: streams start on multiples of this (0: at once) */
     uv_timer_t arrive;  /* starts the next customers when they are due */
     unsigned next_job;  /* the next customer to start */
     /* LLM */
@@ -178,6 +188,7 @@ struct app {
     /* control */
     uv_signal_t sigint, sigterm;
     dht_tcp_server_t *relay_srv;
+    agent_bench_t *bench; /* relay --stamp-log: the mid-hop recorder (agent_bench.h) */
     uint64_t stub_tokens;
     uv_timer_t deadline;
     int started, timed_out, done_all;
@@ -424,6 +435,7 @@ static void fj_line(job_t *j, const char *line, size_t len, uint64_t now) {
         r = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "message"),
                                              "content");
     if (cJSON_IsString(r) && r->valuestring[0] && j->relay) {
+        if (j->app->bench) agent_bench_piece(j->app->bench, r->valuestring, strlen(r->valuestring));
         common_buf_t b = {0};
         if (j->down && proto_encode_chunk(&b, j->id, r->valuestring, strlen(r->valuestring),
                                           (int64_t)j->seq++) == 0)
@@ -694,7 +706,11 @@ static void stub_tick(uv_timer_t *t) {
         stub_emit(sc, 1);
         sc->sent++;
         sc->app->stub_tokens++;
-        uv_timer_start(&sc->timer, stub_tick, sc->sent < sc->n ? sc->token_ms : 0, 0);
+        /* token k is due at first_ms + k * token_ms on the loop clock: no drift, so the
+         * streams that share a grid slot (--grid-ms) stay in one burst for the whole job */
+        uint64_t due = sc->sent < sc->n ? sc->first_ms + sc->sent * sc->token_ms : 0;
+        uint64_t now = uv_now(sc->app->loop);
+        uv_timer_start(&sc->timer, stub_tick, due > now ? due - now : 0, 0);
         return;
     }
     stub_emit(sc, 0);
@@ -750,7 +766,12 @@ static void stub_generate(stub_conn_t *sc, const char *body, size_t blen, int ch
     sc->head_sent = 0;
     sc->generating = 1;
     sc->t0 = uv_hrtime();
-    uv_timer_start(&sc->timer, stub_tick, 0, 0);
+    /* --grid-ms G: the first token waits for the next multiple of G ms of the loop clock, so
+     * how many streams share a tick depends on the arrival only, never on how long the
+     * middle process took to start the stream (its jitter merged or split bursts at random) */
+    uint64_t now = uv_now(a->loop), g = a->grid_ms;
+    sc->first_ms = g ? (now + g - 1) / g * g : now;
+    uv_timer_start(&sc->timer, stub_tick, sc->first_ms - now, 0);
 }
 
 /* Parse one complete request from sc->in if there is one (not while generating). */
@@ -1028,16 +1049,74 @@ static void finish_all(app_t *a) {
         dht_tcp_server_close(a->relay_srv);
         a->relay_srv = NULL;
     }
+    if (a->bench) {
+        agent_bench_free(a->bench);
+        a->bench = NULL;
+    }
     if (a->stub_on) {
         a->stub_on = 0;
         uv_close((uv_handle_t *)&a->stub_srv, noop_close);
     }
 }
 
+/* midstats: quantiles of the mid-hop records (agent_bench.h) whose stamp is in [from, to]:
+ * written - stamp (the mid hop), piece - stamp (stub write, hop, wakeup, HTTP/NDJSON up to
+ * the token's callback) and written - piece (the middle process from the token's callback
+ * to the prepare phase after its write); and the stub's burst size: how many tokens were
+ * stamped in the same burst (stamps less than 100 us apart), per token. */
+static int midstats(const char *path, uint64_t from, uint64_t to, const char *prefix) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "agent_load: midstats: cannot open %s\n", path);
+        return 1;
+    }
+    samples_t mid = {0}, piece = {0}, inproc = {0}, stamps = {0}, burst = {0};
+    unsigned long long st, pc, wr;
+    uint64_t bad = 0;
+    while (fscanf(f, "%llu %llu %llu", &st, &pc, &wr) == 3) {
+        if (st < from || st > to) continue;
+        if (pc < st || wr < pc) {
+            bad++;
+            continue;
+        }
+        samples_add(&mid, wr - st);
+        samples_add(&piece, pc - st);
+        samples_add(&inproc, wr - pc);
+        samples_add(&stamps, st);
+    }
+    fclose(f);
+    if (stamps.n) qsort(stamps.v, stamps.n, sizeof *stamps.v, cmp_u64);
+    for (size_t i = 0; i < stamps.n;) {
+        size_t k = i + 1;
+        while (k < stamps.n && stamps.v[k] - stamps.v[k - 1] < 100000) k++;
+        for (size_t m = i; m < k; m++) samples_add(&burst, (k - i) * 1000); /* print_q: /1000 */
+        i = k;
+    }
+    char name[96];
+    snprintf(name, sizeof name, "%smid_hop_us (stamp -> written)", prefix);
+    print_q(name, &mid);
+    snprintf(name, sizeof name, "%sto_callback_us (stamp -> token callback)", prefix);
+    print_q(name, &piece);
+    snprintf(name, sizeof name, "%sin_process_us (token callback -> written)", prefix);
+    print_q(name, &inproc);
+    snprintf(name, sizeof name, "%sstub_burst_tokens", prefix);
+    print_q(name, &burst);
+    if (bad) printf("%sbad_records %llu\n", prefix, (unsigned long long)bad);
+    printf("%smid_p99_us=%.0f\n", prefix, q_us(&mid, 0.99));
+    int rc = mid.n ? 0 : 1;
+    free(mid.v);
+    free(piece.v);
+    free(inproc.v);
+    free(stamps.v);
+    free(burst.v);
+    return rc;
+}
+
 static void usage(void) {
     fprintf(stderr,
-            "usage: agent_load llm [--timeout S]\n"
-            "       agent_load relay --llm-url http://127.0.0.1:PORT [--timeout S]\n"
+            "usage: agent_load llm [--timeout S] [--grid-ms G]\n"
+            "       agent_load relay --llm-url http://127.0.0.1:PORT [--timeout S] [--stamp-log F]\n"
+            "       agent_load midstats --file F [--from NS --to NS] [--prefix P]\n"
             "       agent_load load --agent HOST:PORT [--tokens FILE] [options]\n"
             "       agent_load floor --llm-url http://127.0.0.1:PORT [options]\n"
             "options: -n N --chunks C --token-ms MS --timeout S --windows --prefix P\n"
@@ -1085,7 +1164,9 @@ int main(int argc, char **argv) {
     a->token_ms = 50;
     a->timeout_s = 120;
     const char *tokens_path = NULL, *agent = NULL, *llm_url = NULL, *prefix = NULL;
-    int llm_mode = 0, relay_mode = 0;
+    const char *stamp_log = NULL, *mid_file = NULL;
+    uint64_t mid_from = 0, mid_to = UINT64_MAX;
+    int llm_mode = 0, relay_mode = 0, mid_mode = 0;
     if (argc < 2) usage();
     if (strcmp(argv[1], "floor") == 0)
         a->floor = 1;
@@ -1093,6 +1174,8 @@ int main(int argc, char **argv) {
         llm_mode = 1;
     else if (strcmp(argv[1], "relay") == 0)
         relay_mode = 1;
+    else if (strcmp(argv[1], "midstats") == 0)
+        mid_mode = 1;
     else if (strcmp(argv[1], "load") != 0)
         usage();
     for (int i = 2; i < argc; i++) {
@@ -1113,6 +1196,16 @@ int main(int argc, char **argv) {
             a->timeout_s = v;
         else if (strcmp(o, "--arrive-ms") == 0 && !common_parse_u64(val, 0, 600000, &v))
             a->arrive_ms = v;
+        else if (strcmp(o, "--grid-ms") == 0 && !common_parse_u64(val, 0, 60000, &v))
+            a->grid_ms = v;
+        else if (strcmp(o, "--stamp-log") == 0)
+            stamp_log = val;
+        else if (strcmp(o, "--file") == 0)
+            mid_file = val;
+        else if (strcmp(o, "--from") == 0 && !common_parse_u64(val, 0, UINT64_MAX, &v))
+            mid_from = v;
+        else if (strcmp(o, "--to") == 0 && !common_parse_u64(val, 0, UINT64_MAX, &v))
+            mid_to = v;
         else if (strcmp(o, "--tokens") == 0)
             tokens_path = val;
         else if (strcmp(o, "--agent") == 0)
@@ -1123,6 +1216,10 @@ int main(int argc, char **argv) {
             prefix = val;
         else
             usage();
+    }
+    if (mid_mode) {
+        if (!mid_file) usage();
+        return midstats(mid_file, mid_from, mid_to, prefix ? prefix : "");
     }
     if ((a->floor || relay_mode) &&
         (!llm_url || strncmp(llm_url, "http://", 7) != 0 ||
@@ -1175,6 +1272,10 @@ int main(int argc, char **argv) {
             return 1;
         }
         a->relay_srv = relay_srv;
+        if (stamp_log && !(a->bench = agent_bench_new(&loop, stamp_log, &err))) {
+            fprintf(stderr, "agent_load: --stamp-log %s: %s\n", stamp_log, common_strerror(err));
+            return 1;
+        }
         printf("listening 127.0.0.1:%u (agent_load relay -> %s)\n", dht_tcp_server_port(relay_srv),
                llm_url);
         uv_timer_start(&a->deadline, on_deadline, a->timeout_s * 1000, 0);
@@ -1232,6 +1333,9 @@ int main(int argc, char **argv) {
         }
         for (unsigned w = 0; w < AL_WINDOWS; w++) free(a->window[w].v);
         if (a->backwards) printf("%sclock_backwards %llu\n", p, (unsigned long long)a->backwards);
+        /* CLOCK_MONOTONIC, the stub's stamps' clock: which mid-hop records are this run's */
+        printf("%srun_ns %llu %llu\n", p, (unsigned long long)a->t_start,
+               (unsigned long long)a->t_end);
         printf("%sp99_us=%.0f\n", p, q_us(&a->all, 0.99));
         if (failed || a->all.n == 0) a->rc = 1;
     }

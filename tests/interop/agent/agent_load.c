@@ -1113,14 +1113,15 @@ static int midstats(const char *path, uint64_t from, uint64_t to, const char *pr
 }
 
 static void usage(void) {
-    fprintf(stderr,
-            "usage: agent_load llm [--timeout S] [--grid-ms G]\n"
-            "       agent_load relay --llm-url http://127.0.0.1:PORT [--timeout S] [--stamp-log F]\n"
-            "       agent_load midstats --file F [--from NS --to NS] [--prefix P]\n"
-            "       agent_load load --agent HOST:PORT [--tokens FILE] [options]\n"
-            "       agent_load floor --llm-url http://127.0.0.1:PORT [options]\n"
-            "options: -n N --chunks C --token-ms MS --timeout S --windows --prefix P\n"
-            "         --arrive-ms MS (customers start evenly spread over MS; 0: at once)\n");
+    fprintf(
+        stderr,
+        "usage: agent_load llm [--timeout S] [--grid-ms G]\n"
+        "       agent_load relay --llm-url http://127.0.0.1:PORT [--timeout S] [--stamp-log F]\n"
+        "       agent_load midstats --file F [--from NS --to NS] [--prefix P]\n"
+        "       agent_load load --agent HOST:PORT [--tokens FILE] [options]\n"
+        "       agent_load floor --llm-url http://127.0.0.1:PORT [options]\n"
+        "options: -n N --chunks C --token-ms MS --timeout S --windows --prefix P\n"
+        "         --arrive-ms MS (customers start evenly spread over MS; 0: at once)\n");
     exit(2);
 }
 

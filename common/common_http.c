@@ -36,7 +36,8 @@ struct common_http {
     struct sock_ctx *socks;  /* polls not yet closing */
     int cleaning;            /* inside curl_multi_cleanup */
     size_t pending;
-    int depth; /* > 0 while inside curl or user callbacks */
+    int depth;   /* > 0 while inside curl or user callbacks */
+    int in_curl; /* > 0 inside curl_multi_socket_action: curl refuses new handles there */
     int free_requested;
     int open_handles; /* uv handles not yet closed */
 };
@@ -55,6 +56,7 @@ struct common_http_req {
     int got_bytes;     /* any response byte seen (headers included) */
     int response_sent; /* on_response was called */
     int cancelled;     /* caller cancelled: reap silently */
+    int add_deferred;  /* created inside a curl callback: added to the multi handle after it */
     int fail;          /* our failure code (timeout, size, callback) or 0 */
     char detail[192];
     char errbuf[CURL_ERROR_SIZE];
@@ -200,11 +202,28 @@ static void check_multi_info(common_http_t *http) {
     }
 }
 
+/* Hand curl the requests created inside its callbacks (see common_http_request). A refusal
+ * now is reported like any failure, through on_done. */
+static void add_deferred(common_http_t *http) {
+    for (;;) {
+        common_http_req_t *r = http->reqs;
+        while (r && !r->add_deferred) r = r->next;
+        if (!r) return;
+        r->add_deferred = 0;
+        if (r->cancelled) continue; /* reaped below */
+        if (curl_multi_add_handle(http->multi, r->easy) != CURLM_OK)
+            req_complete(r, COMMON_EIO, "curl refused the request");
+    }
+}
+
 static void socket_action(common_http_t *http, curl_socket_t fd, int events) {
     int running;
     http->depth++;
+    http->in_curl++;
     curl_multi_socket_action(http->multi, fd, events, &running);
+    http->in_curl--;
     http->depth--;
+    add_deferred(http);
     reap_cancelled(http);
     check_multi_info(http);
     /* on_done callbacks may have cancelled other requests: close those connections now,
@@ -529,7 +548,12 @@ common_http_req_t *common_http_request(common_http_t *http, const common_http_op
     if (opts->method) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, opts->method);
     if (r->hdrs) curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
     r->start_ms = r->last_ms = now_ms(http);
-    if (curl_multi_add_handle(http->multi, e) != CURLM_OK) goto fail;
+    if (http->in_curl) /* inside one of curl's callbacks: socket_action adds it on return */
+        r->add_deferred = 1;
+    else if (curl_multi_add_handle(http->multi, e) != CURLM_OK) {
+        rc = COMMON_EIO;
+        goto fail;
+    }
     watchdog_arm(http, req_deadline(r));
     return r;
 fail:

@@ -14,6 +14,9 @@
  *  - Options (URL, headers, body) are copied; the caller may free them after the call.
  *  - common_http_cancel may be called from inside on_response/on_data; it closes the
  *    connection at once (a cancelled transfer's connection is never reused).
+ *  - common_http_request may be called from any callback, on_data included (curl refuses
+ *    new transfers inside its own callbacks; such a request is handed to curl as soon as
+ *    the callback's curl call returns).
  *
  * Loop liveness: while no request is pending, the client holds no reference on the loop
  * (kept-alive connections and timers are unreferenced), so uv_run returns when the

@@ -292,6 +292,75 @@ static common_http_req_t *get(fx_t *fx, const char *path, common_http_opts_t *o)
     return fx->req;
 }
 
+/* A request started from inside a curl callback (the agent's LLM driver ends a generation on
+ * the stream's final line, inside curl's write callback, and the next generation may start
+ * right there): curl refuses curl_multi_add_handle from its own callbacks, so common_http
+ * must defer it, not fail it. */
+typedef struct nested {
+    fx_t *fx;
+    common_http_req_t *inner;
+    int inner_err, inner_done, inner_status;
+    common_buf_t inner_body;
+} nested_t;
+
+static void nested_done(common_http_req_t *req, const common_http_result_t *res, void *ud) {
+    nested_t *n = ud;
+    (void)req;
+    n->inner_done++;
+    n->inner_err = res->err;
+    n->inner_status = (int)res->status;
+    if (res->body) common_buf_append(&n->inner_body, res->body, res->body_len);
+}
+
+static int nested_data(common_http_req_t *req, const char *d, size_t len, void *ud) {
+    nested_t *n = ud;
+    (void)req, (void)d, (void)len;
+    if (!n->inner) {
+        char url[128];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/hello", n->fx->srv.port);
+        common_http_opts_t o = {.url = url, .on_done = nested_done, .ud = n};
+        n->inner = common_http_request(n->fx->http, &o, &n->inner_err);
+    }
+    return 0;
+}
+
+static void nested_outer_done(common_http_req_t *req, const common_http_result_t *res, void *ud) {
+    nested_t *n = ud;
+    (void)req;
+    n->fx->done_calls++;
+    n->fx->err = res->err;
+}
+
+static void noop_tick(uv_timer_t *t) {
+    (void)t;
+}
+
+TEST(request_started_inside_a_curl_callback) {
+    fx_t fx;
+    fx_init(&fx);
+    nested_t n = {.fx = &fx};
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/stream", fx.srv.port);
+    common_http_opts_t o = {
+        .url = url, .stream = 1, .on_data = nested_data, .on_done = nested_outer_done, .ud = &n};
+    ASSERT_TRUE(common_http_request(fx.http, &o, NULL) != NULL);
+    uv_timer_t tick; /* wakes UV_RUN_ONCE every 10 ms: the loop below is bounded in time */
+    uv_timer_init(&fx.loop, &tick);
+    uv_timer_start(&tick, noop_tick, 10, 10);
+    for (int i = 0; i < 500 && (fx.done_calls == 0 || n.inner_done == 0); i++)
+        uv_run(&fx.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    ASSERT_TRUE(n.inner != NULL); /* accepted inside the callback */
+    ASSERT_OK(n.inner_err);
+    ASSERT_EQ_I64(n.inner_done, 1);
+    ASSERT_EQ_I64(n.inner_status, 200);
+    ASSERT_EQ_U64(n.inner_body.len, 5);
+    ASSERT_EQ_I64(fx.done_calls, 1);
+    ASSERT_OK(fx.err);
+    common_buf_free(&n.inner_body);
+    ASSERT_OK(fx_finish(&fx));
+}
+
 TEST(buffered_get) {
     fx_t fx;
     fx_init(&fx);
@@ -552,4 +621,5 @@ TEST_MAIN(TEST_ENTRY(idle_client_does_not_keep_the_loop_alive),
           TEST_ENTRY(cancel_from_outside_a_callback), TEST_ENTRY(first_byte_timeout),
           TEST_ENTRY(idle_timeout_after_first_bytes), TEST_ENTRY(connection_refused),
           TEST_ENTRY(body_over_limit_fails), TEST_ENTRY(early_close_is_reported),
-          TEST_ENTRY(free_with_requests_in_flight), TEST_ENTRY(bad_arguments))
+          TEST_ENTRY(free_with_requests_in_flight), TEST_ENTRY(bad_arguments),
+          TEST_ENTRY(request_started_inside_a_curl_callback))

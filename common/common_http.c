@@ -38,6 +38,7 @@ struct common_http {
     size_t pending;
     int depth;   /* > 0 while inside curl or user callbacks */
     int in_curl; /* > 0 inside curl_multi_socket_action: curl refuses new handles there */
+    size_t ndeferred; /* requests waiting for that call to return (add_deferred) */
     int free_requested;
     int open_handles; /* uv handles not yet closed */
 };
@@ -106,6 +107,7 @@ static void watchdog_arm(common_http_t *http, uint64_t at) {
 /* Remove from curl and the list, free everything. No callback. */
 static void req_destroy(common_http_req_t *r) {
     common_http_t *http = r->http;
+    if (r->add_deferred) http->ndeferred--;
     if (r->easy) {
         curl_multi_remove_handle(http->multi, r->easy);
         curl_easy_cleanup(r->easy);
@@ -205,11 +207,12 @@ static void check_multi_info(common_http_t *http) {
 /* Hand curl the requests created inside its callbacks (see common_http_request). A refusal
  * now is reported like any failure, through on_done. */
 static void add_deferred(common_http_t *http) {
-    for (;;) {
+    while (http->ndeferred) { /* usually 0: no scan on the per-event path */
         common_http_req_t *r = http->reqs;
         while (r && !r->add_deferred) r = r->next;
-        if (!r) return;
+        if (!r) break;
         r->add_deferred = 0;
+        http->ndeferred--;
         if (r->cancelled) continue; /* reaped below */
         if (curl_multi_add_handle(http->multi, r->easy) != CURLM_OK)
             req_complete(r, COMMON_EIO, "curl refused the request");
@@ -548,8 +551,10 @@ common_http_req_t *common_http_request(common_http_t *http, const common_http_op
     if (opts->method) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, opts->method);
     if (r->hdrs) curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
     r->start_ms = r->last_ms = now_ms(http);
-    if (http->in_curl) /* inside one of curl's callbacks: socket_action adds it on return */
+    if (http->in_curl) { /* inside one of curl's callbacks: socket_action adds it on return */
         r->add_deferred = 1;
+        http->ndeferred++;
+    }
     else if (curl_multi_add_handle(http->multi, e) != CURLM_OK) {
         rc = COMMON_EIO;
         goto fail;

@@ -3,9 +3,6 @@
  * (Hyperswarm discovery lands with the swarm module) and on --listen host:port (secret-stream
  * over TCP). See agent/README.md and dvm-protocol.md. */
 #include <signal.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,14 +190,6 @@ int main(int argc, char **argv) {
     common_log_t log;
     int code;
     if (common_prog_start(&desc, argc, argv, &cfg, &log, &code)) return code;
-#ifdef __GLIBC__
-    /* Every secret-stream connection reads into a 256 KiB buffer (dht_tcp) freed at close.
-     * glibc serves the first ones with mmap, then raises its mmap threshold when they are
-     * freed, and from then on they come from the heap, which keeps the pages after close:
-     * +25 MiB of RSS after the second round of 100 customers in the agent bench. A fixed
-     * threshold keeps such buffers on mmap, so closing a connection returns them. */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-#endif
     app_t a;
     memset(&a, 0, sizeof a);
     a.log = &log;

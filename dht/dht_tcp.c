@@ -10,8 +10,14 @@
 #include "common/common_log.h"
 #include "dht/dht_sstream.h"
 
+/* Read buffer per connection: starts small (a chat-like stream of short lines never needs
+ * more, and a server with hundreds of such connections should not hold 256 KiB each) and
+ * doubles up to DHT_TCP_READ_BUF when a read fills it or a kept frame needs the room. */
 #ifndef DHT_TCP_READ_BUF
 #define DHT_TCP_READ_BUF (256u * 1024)
+#endif
+#ifndef DHT_TCP_READ_BUF_MIN
+#define DHT_TCP_READ_BUF_MIN (16u * 1024)
 #endif
 #define READ_BUF DHT_TCP_READ_BUF
 /* Data frames written in one loop turn are gathered and handed to the kernel together
@@ -51,7 +57,10 @@ struct dht_tcp_conn {
     int reading;
     int in_process;
     uint8_t *rbuf;
+    size_t rcap; /* rbuf's size: DHT_TCP_READ_BUF_MIN .. DHT_TCP_READ_BUF */
     size_t rd_off, rd_len;
+    size_t rd_offered; /* room given to the last read; a read that fills it grows rbuf */
+    int rd_grow;
     struct wreq *pool[2];
     int pool_n[2];
     struct wreq *cork[DHT_TCP_CORK_FRAMES]; /* sealed, in order, not yet given to libuv */
@@ -146,7 +155,7 @@ static void handle_closed(uv_handle_t *h) {
         }
     }
     if (c->rbuf) {
-        sodium_memzero(c->rbuf, READ_BUF);
+        sodium_memzero(c->rbuf, c->rcap);
         free(c->rbuf);
     }
     sodium_memzero(c, sizeof *c);
@@ -344,15 +353,37 @@ static void maybe_finish(dht_tcp_conn_t *c) {
 /* The read buffer holds rbuf[rd_off, rd_len): bytes read but not yet fed. When a read ends
  * inside a frame, that frame's beginning is kept here (not copied into the core) and the
  * next read appends to it, so the whole frame is decrypted in place in one go. */
+/* Make rbuf at least @p want bytes (capped at READ_BUF), keeping [0, rd_len). The old
+ * buffer held decrypted data: it is wiped. */
+static int rbuf_grow(dht_tcp_conn_t *c, size_t want) {
+    size_t cap = c->rcap ? c->rcap : DHT_TCP_READ_BUF_MIN;
+    while (cap < want && cap < READ_BUF) cap *= 2;
+    if (cap > READ_BUF) cap = READ_BUF;
+    if (c->rbuf && cap <= c->rcap) return 0;
+    uint8_t *p = malloc(cap);
+    if (!p) return COMMON_ENOMEM;
+    if (c->rbuf) {
+        memcpy(p, c->rbuf, c->rd_len);
+        sodium_memzero(c->rbuf, c->rcap);
+        free(c->rbuf);
+    }
+    c->rbuf = p;
+    c->rcap = cap;
+    return 0;
+}
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     dht_tcp_conn_t *c = h->data;
     (void)suggested;
-    if (!c->rbuf) c->rbuf = malloc(READ_BUF);
-    if (!c->rbuf || c->rd_len >= READ_BUF) {
+    size_t want = c->rcap;
+    if (c->rd_grow || c->rd_len >= c->rcap) want = c->rcap * 2; /* bulk: bigger reads */
+    c->rd_grow = 0;
+    if (rbuf_grow(c, want) != 0 || c->rd_len >= c->rcap) {
         *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
         return;
     }
-    *buf = uv_buf_init((char *)c->rbuf + c->rd_len, (unsigned)(READ_BUF - c->rd_len));
+    c->rd_offered = c->rcap - c->rd_len;
+    *buf = uv_buf_init((char *)c->rbuf + c->rd_len, (unsigned)c->rd_offered);
 }
 
 /* Bytes the frame at rd_off still lacks if it is kept in rbuf, else 0 (feed it now). */
@@ -400,12 +431,16 @@ static void process_input(dht_tcp_conn_t *c) {
     } else if (!c->closing && c->rd_off) {
         /* move a kept partial frame to the front when the room after it is short (for the
          * rest of the frame, or for a reasonably large next read) */
-        size_t missing = kept_frame_missing(c), room = READ_BUF - c->rd_len;
-        if (missing && (room < missing || room < READ_BUF / 2)) {
+        size_t missing = kept_frame_missing(c), room = c->rcap - c->rd_len;
+        if (missing && (room < missing || room < c->rcap / 2)) {
             memmove(c->rbuf, c->rbuf + c->rd_off, c->rd_len - c->rd_off);
             c->rd_len -= c->rd_off;
             c->rd_off = 0;
         }
+        /* a kept frame larger than the buffer: grow now (kept_frame_missing caps the frame
+         * at READ_BUF; larger ones go through the core's own buffer) */
+        if (missing && c->rcap - c->rd_len < missing && rbuf_grow(c, c->rd_len + missing) != 0)
+            conn_close(c, COMMON_ENOMEM);
     }
 }
 
@@ -430,6 +465,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         return;
     }
     c->rd_len += (size_t)nread; /* appended after a kept partial frame, if any */
+    if ((size_t)nread == c->rd_offered) c->rd_grow = 1; /* the kernel had more */
     process_input(c);
     if (!c->closing && c->paused && c->reading) {
         uv_read_stop(s); /* unprocessed bytes stay in rbuf for dht_tcp_resume() */

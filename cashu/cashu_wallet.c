@@ -370,6 +370,7 @@ struct op {
     uv_timer_t timer; /* the result's delivery; also paces input signing (sign_inputs_then) */
     int finished;
     size_t nsigned;                    /* inputs signed so far */
+    size_t sign_turns;                 /* loop turns the signing took */
     void (*after_sign)(struct op *op); /* what follows once every input is signed */
     /* in-flight helper contexts owned by this op (freed with it if the wallet is freed early) */
     struct post_ctx *live_pc;
@@ -2206,6 +2207,7 @@ static void sign_more(uv_timer_t *t);
  * slices, then go on with @p next. A failure finishes the op; so does wallet free (it closes
  * the timer). */
 static void sign_slice(op_t *op) {
+    op->sign_turns++;
     size_t end = op->nsigned + CASHU_SIGN_SLICE;
     if (end > op->nin) end = op->nin;
     for (; op->nsigned < end; op->nsigned++) {
@@ -2215,6 +2217,8 @@ static void sign_slice(op_t *op) {
     /* 1 ms, not 0: libuv runs a timer re-armed at 0 from its callback in the same pass,
      * before any I/O */
     if (op->nsigned < op->nin) return (void)uv_timer_start(&op->timer, sign_more, 1, 0);
+    LOG_DEBUG(LOGP(op->w), MOD, "%s: %zu inputs signed over %zu loop turn(s)", op->kind, op->nin,
+              op->sign_turns);
     op->after_sign(op);
 }
 
@@ -2223,7 +2227,7 @@ static void sign_more(uv_timer_t *t) {
 }
 
 static void sign_inputs_then(op_t *op, void (*next)(op_t *op)) {
-    op->nsigned = 0;
+    op->nsigned = op->sign_turns = 0;
     op->after_sign = next;
     sign_slice(op);
 }

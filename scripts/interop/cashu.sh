@@ -94,10 +94,11 @@ scenario() {
     [[ $(w $B accept "$(echo "$toks40" | jget tokens.$i)" --mint $M --require-lock | jget ok) == True ]] && n=$((n+1))
   done
   s0=$(mint_state $M swaps)
-  out=$(w $B claim --mint $M)
+  out=$("$WALLET" --data-dir "$tmp/$B" --json --log-level debug claim --mint $M 2>"$tmp/claim40.err")
   s1=$(mint_state $M swaps)
-  check "[$fee] claim of 40 locked proofs (3 signing slices) in one swap" \
+  check "[$fee] claim of 40 locked proofs in one swap" \
     test "$n/$((s1 - s0))/$(echo "$out" | jget ok)" = 40/1/True
+  check "[$fee] ... signed 16 per loop turn: 3 turns" grep -q "claim: 40 inputs signed over 3 loop turn" "$tmp/claim40.err"
   check "[$fee] ... claimed = 40 - fee" test "$(echo "$out" | jget amount)" = $((40 - $(echo "$out" | jget fee)))
 
   # refund: locked tokens never claimed come back after the locktime (token 5 of the batch)

@@ -36,8 +36,8 @@ struct common_http {
     struct sock_ctx *socks;  /* polls not yet closing */
     int cleaning;            /* inside curl_multi_cleanup */
     size_t pending;
-    int depth;   /* > 0 while inside curl or user callbacks */
-    int in_curl; /* > 0 inside curl_multi_socket_action: curl refuses new handles there */
+    int depth;        /* > 0 while inside curl or user callbacks */
+    int in_curl;      /* > 0 inside curl_multi_socket_action: curl refuses new handles there */
     size_t ndeferred; /* requests waiting for that call to return (add_deferred) */
     int free_requested;
     int open_handles; /* uv handles not yet closed */
@@ -554,8 +554,7 @@ common_http_req_t *common_http_request(common_http_t *http, const common_http_op
     if (http->in_curl) { /* inside one of curl's callbacks: socket_action adds it on return */
         r->add_deferred = 1;
         http->ndeferred++;
-    }
-    else if (curl_multi_add_handle(http->multi, e) != CURLM_OK) {
+    } else if (curl_multi_add_handle(http->multi, e) != CURLM_OK) {
         rc = COMMON_EIO;
         goto fail;
     }
